@@ -1,0 +1,5 @@
+"""Entry point for `python -m attnclf` (and `torchrun -m attnclf`)."""
+
+from attnclf.cli import main
+
+main()
