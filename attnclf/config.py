@@ -32,7 +32,7 @@ class DataConfig:
     path: str = "data/news.csv"
     url: str | None = NEWS_URL
     checksum: str | None = NEWS_CHECKSUM
-    format: Literal["auto", "news", "ag_news", "columns"] = "auto"
+    format: Literal["auto", "header", "ag_news"] = "auto"
     text_column: str = "title"
     label_column: str = "category"
     use_description: bool = False
@@ -119,6 +119,15 @@ class Config:
         return dataclasses.asdict(self)
 
 
+_SCALAR_CHECKS = {
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+    float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    str: lambda v: isinstance(v, str),
+    type(None): lambda v: v is None,
+}
+
+
 def _type_name(tp: Any) -> str:
     """Readable name of an annotation, for error messages."""
     if typing.get_origin(tp) is Literal:
@@ -146,21 +155,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value in typing.get_args(tp):
             return value
         raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-    elif tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
+    if _SCALAR_CHECKS[tp](value):
+        return float(value) if tp is float else value
     raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
 
 
@@ -218,7 +214,9 @@ def from_dict(raw: Any) -> Config:
     hints = typing.get_type_hints(Config)
     unknown = sorted(set(raw) - set(hints))
     if unknown:
-        raise UserError(f"unknown config section {unknown[0]!r}; valid sections: {', '.join(hints)}")
+        raise UserError(
+            f"unknown config section {unknown[0]!r}; valid sections: {', '.join(hints)}"
+        )
     cfg = Config(**{name: _build(hints[name], raw.get(name), name) for name in hints})
     _check_consistency(cfg)
     return cfg
@@ -229,7 +227,9 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, text = item.partition("=")
     parts = key.strip().split(".")
     if not sep or len(parts) != 2 or not all(parts):
-        raise UserError(f"malformed --set {item!r}; use --set section.key=value, e.g. train.epochs=3")
+        raise UserError(
+            f"malformed --set {item!r}; use --set section.key=value, e.g. train.epochs=3"
+        )
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
@@ -255,7 +255,9 @@ def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file safely, turning I/O and syntax problems into `UserError`."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"config file not found: {p}; pass --config with a YAML file, e.g. configs/default.yaml")
+        raise UserError(
+            f"config file not found: {p}; pass --config with a YAML file, e.g. configs/default.yaml"
+        )
     try:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -270,7 +272,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Load a YAML config (or the defaults when `path` is None) and apply `--set` overrides."""
     raw = read_yaml(path) if path is not None else {}
     if raw is not None and not isinstance(raw, dict):
-        raise UserError(f"config {path} must be a YAML mapping with sections such as data: and train:")
+        raise UserError(
+            f"config {path} must be a YAML mapping with sections such as data: and train:"
+        )
     return from_dict(apply_overrides(raw or {}, overrides or []))
 
 

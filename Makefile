@@ -1,0 +1,57 @@
+# attnclf: `make train` sets everything up and trains the default model; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/default.yaml
+DATA ?=
+RUN ?= artifacts/latest
+TEXT ?= The final tennis tournament starts next week.
+NPROC ?= 2
+ARGS ?=
+SET := $(if $(DATA),--set data.path=$(DATA),)
+PYTEST_ARGS ?=
+
+.PHONY: install data train evaluate predict test test-fast lint bench bench-quality train-ddp clean
+
+$(BIN)/attnclf: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install "torch>=2.2"
+	$(BIN)/pip install -e ".[dev]"
+	touch $@
+
+install: $(BIN)/attnclf ## create .venv and install attnclf with its dev tools
+
+data: install ## download the default dataset into data/
+	$(BIN)/attnclf data download --config $(CONFIG) $(SET)
+
+train: install ## train CONFIG (default configs/default.yaml); DATA=file.csv to use another file
+	$(if $(DATA),,$(BIN)/attnclf data download --config $(CONFIG))
+	$(BIN)/attnclf train --config $(CONFIG) $(SET) $(ARGS)
+
+train-ddp: install ## train with torchrun on NPROC local processes
+	$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC) -m attnclf train --config $(CONFIG) $(SET) $(ARGS)
+
+evaluate: install ## score RUN on DATA (a labelled CSV)
+	$(BIN)/attnclf evaluate --run $(RUN) --data $(or $(DATA),data/news.csv) $(ARGS)
+
+predict: install ## label TEXT with RUN
+	$(BIN)/attnclf predict --run $(RUN) --explain "$(TEXT)" $(ARGS)
+
+test: install ## run the test suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install ## the test suite without the slow training tests
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check attnclf tests benchmarks
+	$(BIN)/ruff format --check attnclf tests benchmarks
+
+bench: install ## speed benchmarks -> benchmarks/results/speed.{json,md}
+	$(BIN)/python benchmarks/speed.py $(if $(DATA),--data $(DATA),)
+
+bench-quality: install ## quality benchmark against linear baselines -> benchmarks/results/quality.{json,md}
+	$(BIN)/python benchmarks/quality.py $(if $(DATA),--data $(DATA),)
+
+clean: ## remove the virtual environment and caches (keeps data/ and artifacts/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,100 @@
+"""RNN + attention text classifier, with an optional fastText-style bag of hashed n-grams.
+
+Padding invariance: the RNN runs on packed sequences (so padding never enters its state,
+in either direction), the attention softmax gives padding exactly zero weight, and the
+n-gram bag averages only the unigrams and n-grams that lie inside each text's length.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from attnclf.config import ModelConfig
+
+RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+_HASH_PRIME = 2_147_483_647  # 2**31 - 1: keeps h * _HASH_MULT + id well inside int64
+_HASH_MULT = 1_000_003
+
+
+def hash_ngrams(ids: Tensor, n: int, buckets: int) -> Tensor:
+    """Bucket ids [B, L - n + 1] of every window of `n` consecutive token ids in `ids` [B, L]."""
+    windows = ids.long().unfold(1, n, 1)  # [B, L - n + 1, n]
+    h = torch.full_like(windows[..., 0], n)  # seed with n so orders hash apart
+    for k in range(n):  # loop over the n-gram order only, never over the batch
+        h = (h * _HASH_MULT + windows[..., k]) % _HASH_PRIME
+    return h % buckets
+
+
+class AttentionClassifier(nn.Module):
+    """Embedding -> packed RNN -> (masked) attention -> MLP head, returning logits and weights."""
+
+    def __init__(self, vocab_size: int, num_classes: int, cfg: ModelConfig) -> None:
+        """Build the layers described by `cfg` for a vocabulary and label set of given sizes."""
+        super().__init__()
+        self.cfg = cfg
+        self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=0)
+        self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
+        self.rnn = RNN_CELLS[cfg.cell](
+            cfg.embedding_dim,
+            cfg.rnn_hidden_dim,
+            num_layers=cfg.num_layers,
+            bidirectional=cfg.bidirectional,
+            batch_first=True,
+            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+        )
+        out_dim = cfg.rnn_hidden_dim * (2 if cfg.bidirectional else 1)
+        if cfg.attention == "linear":
+            self.attn_proj: nn.Module = nn.Identity()
+            self.attn_score = nn.Linear(out_dim, 1)
+        else:
+            self.attn_proj = nn.Sequential(nn.Linear(out_dim, cfg.attention_dim), nn.Tanh())
+            self.attn_score = nn.Linear(cfg.attention_dim, 1, bias=False)
+        self.ngram_embedding = (
+            nn.Embedding(cfg.ngram_buckets, cfg.embedding_dim) if cfg.ngram_buckets > 0 else None
+        )
+        bag_dim = cfg.embedding_dim if self.ngram_embedding is not None else 0
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc1 = nn.Linear(out_dim + bag_dim, cfg.hidden_dim)
+        self.fc2 = nn.Linear(cfg.hidden_dim, num_classes)
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Map token ids [B, L] and lengths [B] (any device) to logits [B, C] and weights [B, L]."""
+        L = ids.shape[1]
+        lengths = lengths.clamp(min=1)  # an all-padding row attends to position 0
+        dev_lengths = lengths.to(ids.device, non_blocking=True)
+        mask = torch.arange(L, device=ids.device)[None, :] < dev_lengths[:, None]  # [B, L]
+
+        x = self.embedding_dropout(self.embedding(ids))  # [B, L, E]
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
+
+        scores = self.attn_score(self.attn_proj(out)).squeeze(-1).float()  # [B, L]
+        if self.cfg.mask_padding:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        attention = F.softmax(scores, dim=-1)
+        context = torch.bmm(attention.unsqueeze(1).to(out.dtype), out).squeeze(1)  # [B, H]
+
+        if self.ngram_embedding is not None:
+            context = torch.cat([context, self._ngram_bag(ids, x, mask, dev_lengths)], dim=-1)
+        z = F.relu(self.fc1(self.dropout(context)))
+        return self.fc2(self.dropout(z)), attention
+
+    def _ngram_bag(self, ids: Tensor, x: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
+        """Mean of the embeddings of each text's valid unigrams and hashed 2..n-grams [B, E]."""
+        assert self.ngram_embedding is not None
+        total = (x * mask.unsqueeze(-1).to(x.dtype)).sum(dim=1)  # [B, E]
+        count = lengths.to(x.dtype)
+        for n in range(2, self.cfg.ngram_max_n + 1):
+            if n > ids.shape[1]:
+                break
+            buckets = hash_ngrams(ids, n, self.cfg.ngram_buckets)  # [B, L - n + 1]
+            valid = mask[:, n - 1 :].unsqueeze(-1)  # n-gram i is valid iff i + n <= length
+            vectors = self.ngram_embedding(buckets)
+            total = total + (vectors * valid.to(vectors.dtype)).sum(dim=1)
+            count = count + (lengths - n + 1).clamp(min=0).to(x.dtype)
+        return total / count.unsqueeze(-1)

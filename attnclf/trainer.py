@@ -1,0 +1,171 @@
+"""The training loop: Adam, ReduceLROnPlateau, early stopping and restoring the best weights."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from attnclf.batching import Batch
+from attnclf.config import TrainConfig
+from attnclf.distributed import DistContext, all_reduce_sum
+from attnclf.metrics import metrics_from_confusion
+
+
+class Trainer:
+    """Trains a classifier whose forward returns (logits, attention), one epoch at a time."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        device: torch.device,
+        num_classes: int,
+        class_weights: Tensor | None = None,
+        ctx: DistContext | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device = device
+        self.num_classes = num_classes
+        self.ctx = ctx or DistContext()
+        self.model = model.to(device)
+        self.net: nn.Module = (
+            DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+            if self.ctx.enabled
+            else model
+        )
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
+        )
+        weight = class_weights.to(device) if class_weights is not None else None
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.eval_criterion = nn.CrossEntropyLoss(weight=weight, reduction="sum")
+        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.autocast = dict(
+            device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_bf16
+        )
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.bad_epochs = 0
+        self.best_state: dict[str, Tensor] | None = None
+        self.history: list[dict] = []
+
+    def _to_device(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Token ids and labels on the device; lengths stay on the CPU for packing."""
+        nb = self.device.type == "cuda"
+        return (
+            batch.ids.to(self.device, non_blocking=nb),
+            batch.lengths,
+            batch.labels.to(self.device, non_blocking=nb),
+        )
+
+    def train_epoch(self, loader: DataLoader) -> float:
+        """One pass over `loader`; returns the mean training loss over all ranks."""
+        self.net.train()
+        total = torch.zeros(2, device=self.device)  # loss sum, sample count; no per-step sync
+        bar = tqdm(
+            loader,
+            desc=f"epoch {self.epoch}",
+            leave=False,
+            file=sys.stderr,
+            disable=None if self.ctx.is_main else True,
+        )
+        for step, batch in enumerate(bar):
+            ids, lengths, labels = self._to_device(batch)
+            with torch.autocast(**self.autocast):
+                logits, _ = self.net(ids, lengths)
+            loss = self.criterion(logits.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            total += torch.stack(
+                [loss.detach() * len(labels), torch.tensor(len(labels), device=self.device)]
+            )
+            if not bar.disable and step % 25 == 0:
+                bar.set_postfix(loss=f"{(total[0] / total[1]).item():.4f}")
+        total = all_reduce_sum(total, self.ctx)
+        return (total[0] / total[1]).item()
+
+    @torch.no_grad()
+    def evaluate(self, loader: DataLoader) -> tuple[float, Tensor]:
+        """Mean loss and confusion matrix [C, C] over `loader`, summed over all ranks."""
+        self.model.eval()
+        C = self.num_classes
+        loss_sum = torch.zeros(1, device=self.device)
+        cm = torch.zeros(C * C, dtype=torch.long, device=self.device)
+        for batch in loader:
+            ids, lengths, labels = self._to_device(batch)
+            with torch.autocast(**self.autocast):
+                logits, _ = self.model(ids, lengths)
+            loss_sum += self.eval_criterion(logits.float(), labels)
+            cm += torch.bincount(labels * C + logits.argmax(-1), minlength=C * C)
+        loss_sum, cm = all_reduce_sum(loss_sum, self.ctx), all_reduce_sum(cm, self.ctx)
+        cm = cm.view(C, C).cpu()
+        weights = self.criterion.weight
+        denom = (
+            (cm.sum(1).to(weights.device).float() @ weights) if weights is not None else cm.sum()
+        )
+        return (loss_sum / denom.clamp(min=1)).item(), cm
+
+    def fit(
+        self,
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        on_epoch_end: Callable[[Trainer], None] | None = None,
+    ) -> list[dict]:
+        """Train until `epochs` or early stopping, then restore the best epoch's weights."""
+        while self.epoch < self.cfg.epochs and self.bad_epochs < self.cfg.patience:
+            self.epoch += 1
+            start = time.perf_counter()
+            train_loader.batch_sampler.set_epoch(self.epoch)
+            train_loss = self.train_epoch(train_loader)
+            val_loss, cm = self.evaluate(val_loader)
+            overall = metrics_from_confusion(cm.numpy(), [str(i) for i in range(self.num_classes)])[
+                "overall"
+            ]
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step(val_loss)
+            if val_loss < self.best_loss:
+                self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
+                self.best_state = {
+                    k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+                }
+            else:
+                self.bad_epochs += 1
+            row = {
+                "epoch": self.epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_f1": overall["f1"],
+                "val_accuracy": overall["accuracy"],
+                "lr": lr,
+                "seconds": time.perf_counter() - start,
+            }
+            self.history.append(row)
+            if self.ctx.is_main:
+                print(
+                    f"epoch {row['epoch']:>3}/{self.cfg.epochs} | train loss {train_loss:.4f} | "
+                    f"val loss {val_loss:.4f} | val f1 {row['val_f1']:.4f} | lr {lr:.1e} | "
+                    f"{row['seconds']:.1f}s",
+                    flush=True,
+                )
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.history

@@ -1,0 +1,169 @@
+"""Tests for the RNN + attention classifier: shapes, masking, padding invariance, gradients."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from attnclf.config import ModelConfig
+from attnclf.model import AttentionClassifier, hash_ngrams
+
+VOCAB, CLASSES = 50, 4
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    """Keep the shared CPU free and results deterministic."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+
+def tiny(**overrides: object) -> ModelConfig:
+    """A model config small enough to run in milliseconds."""
+    base = dict(
+        embedding_dim=8,
+        rnn_hidden_dim=6,
+        attention_dim=5,
+        hidden_dim=7,
+        dropout=0.2,
+        embedding_dropout=0.1,
+    )
+    return ModelConfig(**{**base, **overrides})
+
+
+def make_model(**overrides: object) -> AttentionClassifier:
+    """A freshly seeded tiny model in eval mode."""
+    torch.manual_seed(0)
+    return AttentionClassifier(VOCAB, CLASSES, tiny(**overrides)).eval()
+
+
+def batch(lengths: list[int], total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random non-pad ids [B, L] padded with 0 after each length, plus the lengths."""
+    total = total or max(max(lengths), 1)
+    ids = torch.randint(1, VOCAB, (len(lengths), total))
+    lens = torch.tensor(lengths)
+    ids[torch.arange(total)[None, :] >= lens[:, None]] = 0
+    return ids, lens
+
+
+GRID = list(itertools.product(["rnn", "gru", "lstm"], [False, True], ["linear", "additive"]))
+
+
+@pytest.mark.parametrize(("cell", "bidirectional", "attention"), GRID)
+def test_shapes_and_attention_mask(cell: str, bidirectional: bool, attention: str) -> None:
+    model = make_model(cell=cell, bidirectional=bidirectional, attention=attention)
+    ids, lens = batch([5, 2, 7])
+    logits, attn = model(ids, lens)
+    assert logits.shape == (3, CLASSES)
+    assert attn.shape == (3, 7)
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(3))
+    pad = torch.arange(7)[None, :] >= lens[:, None]
+    assert torch.all(attn[pad] == 0)
+    assert torch.all(attn[~pad] > 0)
+
+
+INVARIANCE = [
+    *itertools.product(["rnn", "gru", "lstm"], [False, True], [1, 2], [0, 32], ["additive"]),
+    ("gru", True, 1, 32, "linear"),
+    ("lstm", False, 2, 0, "linear"),
+]
+
+
+@pytest.mark.parametrize(("cell", "bidirectional", "layers", "buckets", "attention"), INVARIANCE)
+def test_padding_invariance(
+    cell: str, bidirectional: bool, layers: int, buckets: int, attention: str
+) -> None:
+    model = make_model(
+        cell=cell,
+        bidirectional=bidirectional,
+        num_layers=layers,
+        ngram_buckets=buckets,
+        ngram_max_n=3,
+        attention=attention,
+    )
+    short, short_len = batch([3])
+    long_ids, _ = batch([20])
+    padded = torch.zeros(2, 20, dtype=torch.long)
+    padded[0, :3] = short[0]
+    padded[1] = long_ids[0]
+    with torch.no_grad():
+        alone, attn_alone = model(short, short_len)
+        together, attn_together = model(padded, torch.tensor([3, 20]))
+    torch.testing.assert_close(together[:1], alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(attn_together[0, :3], attn_alone[0], atol=1e-5, rtol=0)
+    assert torch.all(attn_together[0, 3:] == 0)
+
+
+def test_unmasked_softmax_weights_padding() -> None:
+    model = make_model(mask_padding=False)
+    ids, lens = batch([2, 9])
+    _, attn = model(ids, lens)
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(2))
+    assert torch.all(attn[0, 2:] > 0)
+
+
+@pytest.mark.parametrize("buckets", [0, 16])
+def test_zero_length_row(buckets: int) -> None:
+    model = make_model(ngram_buckets=buckets)
+    ids, lens = batch([0, 4], total=4)
+    logits, attn = model(ids, lens)
+    assert torch.isfinite(logits).all()
+    torch.testing.assert_close(attn[0], torch.tensor([1.0, 0.0, 0.0, 0.0]))
+
+
+def test_ngram_bag_short_texts_and_max_n_one() -> None:
+    for max_n in (1, 4):
+        model = make_model(ngram_buckets=16, ngram_max_n=max_n)
+        ids, lens = batch([1, 2, 3])
+        logits, _ = model(ids, lens)
+        assert torch.isfinite(logits).all()
+
+
+def test_hash_ngrams_in_range_and_order_sensitive() -> None:
+    ids = torch.tensor([[3, 7, 3, 7, 0], [7, 3, 9, 1, 2]])
+    h = hash_ngrams(ids, 2, 1000)
+    assert h.shape == (2, 4)
+    assert h.min() >= 0 and h.max() < 1000
+    assert h[0, 0] == h[0, 2]  # same bigram, same bucket
+    assert h[0, 0] != h[1, 0]  # (3, 7) vs (7, 3)
+    assert hash_ngrams(ids, 2, 10**9)[0, 0] != hash_ngrams(ids, 3, 10**9)[0, 0]
+
+
+@pytest.mark.parametrize("buckets", [0, 16])
+def test_gradients_reach_embeddings(buckets: int) -> None:
+    model = make_model(ngram_buckets=buckets).train()
+    ids, lens = batch([4, 6, 2])
+    logits, _ = model(ids, lens)
+    logits.sum().backward()
+    assert model.embedding.weight.grad is not None
+    assert model.embedding.weight.grad.abs().sum() > 0
+    assert torch.all(model.embedding.weight.grad[0] == 0)  # padding row stays frozen
+    if buckets:
+        assert model.ngram_embedding is not None
+        assert model.ngram_embedding.weight.grad is not None
+        assert model.ngram_embedding.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_cuda_autocast_and_invariance(cell: str) -> None:
+    model = make_model(cell=cell, num_layers=2, ngram_buckets=32, ngram_max_n=3).cuda()
+    ids, lens = batch([3, 20, 0, 11])
+    model.train()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        logits, attn = model(ids.cuda(), lens)  # lengths stay on the CPU
+    assert torch.isfinite(logits).all() and torch.isfinite(attn).all()
+    logits.float().sum().backward()
+    assert torch.isfinite(model.embedding.weight.grad).all()
+    assert torch.isfinite(model.ngram_embedding.weight.grad).all()
+
+    model.eval()
+    with torch.no_grad():
+        alone, _ = model(ids[:1, :3].cuda(), lens[:1])
+        together, attn = model(ids.cuda(), lens)
+    assert attn.dtype == torch.float32
+    assert torch.all(attn[0, 3:] == 0)
+    torch.testing.assert_close(together[:1], alone, atol=1e-4, rtol=0)
