@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from more_itertools import chunked
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 
 class Batch(NamedTuple):
@@ -63,7 +63,7 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __init__(
         self,
-        sampler: Sampler[int],
+        sampler: Sampler[int] | range,
         lengths: Tensor,
         batch_size: int,
         bucket: bool = True,
@@ -111,20 +111,29 @@ def make_loader(
     shuffle: bool,
     bucket: bool,
     seed: int = 0,
-    sampler: Sampler[int] | None = None,
+    rank: int = 0,
+    world_size: int = 1,
     pin_memory: bool = False,
 ) -> DataLoader:
-    """A DataLoader of padded `Batch`es; `sampler` overrides the default (e.g. distributed)."""
-    if sampler is None:
-        generator = torch.Generator().manual_seed(seed)
-        sampler = (
-            RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-        )
+    """A DataLoader of padded `Batch`es over this rank's share of `dataset`.
+
+    Shuffled order depends only on (seed, epoch): call `loader.batch_sampler.set_epoch`.
+    Unshuffled loaders shard without duplicates, for evaluation.
+    """
+    sampler: Sampler[int] | range = (
+        DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        if shuffle
+        else range(rank, len(dataset), world_size)
+    )
     batch_sampler = BucketBatchSampler(
         sampler, dataset.lengths, batch_size, bucket=bucket, shuffle=shuffle, seed=seed
     )
     return DataLoader(
-        dataset, batch_sampler=batch_sampler, collate_fn=collate, pin_memory=pin_memory
+        dataset,
+        batch_sampler=batch_sampler,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        generator=torch.Generator(),  # creating an iterator never draws from the global RNG
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -60,13 +61,26 @@ def train(
     output_dir: Annotated[
         Path, typer.Option("--output-dir", "-o", help="Folder that receives the run folder.")
     ] = Path("artifacts"),
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue an interrupted run from its .incomplete folder."),
+    ] = None,
 ) -> None:
     """Train a model and write a run folder (config, tokenizer, weights, metrics, plots)."""
-    cfg = _load(config, overrides)
+    from attnclf import train as training
     from attnclf.metrics import format_metrics
-    from attnclf.train import train as run_training
 
-    result = run_training(cfg, config.stem if config else "default", output_dir)
+    if resume is not None and overrides:
+        raise UserError("--resume continues a run with its saved config; drop the --set options")
+    try:
+        if resume is not None:
+            result = training.resume(resume)
+        else:
+            cfg = _load(config, overrides)
+            result = training.train(cfg, config.stem if config else "default", output_dir)
+    except training.Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(130) from None
     if result.run_dir is not None:
         typer.echo(format_metrics(result.metrics))
         typer.echo(f"run folder: {result.run_dir}")
@@ -103,6 +117,90 @@ def data_stats(
     splits = prepare(cfg, path, Preprocessor.from_config(cfg.preprocess))
     report = data_report(splits, cfg.tokenizer.max_seq_len)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+
+
+RunOpt = Annotated[Path, typer.Option("--run", "-r", help="Run folder written by `attnclf train`.")]
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="Labelled CSV (headered or AG News layout).")
+    ],
+    run: RunOpt = Path("artifacts/latest"),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Also write the metrics to this JSON.")
+    ] = None,
+) -> None:
+    """Score a trained run on a labelled file, without retraining."""
+    from attnclf.evaluate import evaluate_run
+    from attnclf.jsonio import write_json
+    from attnclf.metrics import format_metrics
+
+    metrics = evaluate_run(run, data)
+    typer.echo(format_metrics(metrics))
+    if output is not None:
+        typer.echo(f"metrics written to {write_json(output, metrics)}")
+
+
+class OutputFormat(str, Enum):
+    """How `attnclf predict` prints its answers."""
+
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def predict(
+    texts: Annotated[
+        list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)
+    ] = None,
+    run: RunOpt = Path("artifacts/latest"),
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", "-f", help="Texts from a .txt (one per line), a .csv, or - for stdin."
+        ),
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", "-k", min=1, help="Show the K likeliest classes.")
+    ] = None,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="table, or json: one line per text.")
+    ] = OutputFormat.table,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each token's attention weight as a bar.")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Save the attention heatmap (FILE-N.png for several texts)."),
+    ] = None,
+) -> None:
+    """Classify texts with a trained run, and show the attention behind each answer."""
+    from attnclf.predict import Predictor, format_prediction, plot_prediction, read_texts
+
+    if bool(texts) == (file is not None):
+        raise UserError("give the texts to classify as arguments or with --file FILE, not both")
+    predictor = Predictor.from_run(run)
+    if file is not None:
+        columns = dict.fromkeys([predictor.parts.config.data.text_column, "text", "title"])
+        texts = read_texts(file, list(columns))
+    single = file is None and len(texts) == 1
+    truncated = 0
+    for i, p in enumerate(predictor.predict_iter(texts, top_k), start=1):
+        if single and p.error is not None:
+            raise UserError(f"the text is {p.error}")
+        truncated += p.truncated
+        typer.echo(p.to_json() if fmt is OutputFormat.json else format_prediction(i, p, explain))
+        if plot is not None and p.label is not None:
+            path = plot if single else plot.with_name(f"{plot.stem}-{i}{plot.suffix}")
+            typer.echo(f"attention plot: {plot_prediction(p, path)}", err=True)
+    if truncated:
+        typer.echo(
+            f"warning: {truncated} text(s) had more than tokenizer.max_seq_len="
+            f"{predictor.max_len} tokens; only their first {predictor.max_len} were used",
+            err=True,
+        )
 
 
 def main() -> None:

@@ -102,6 +102,29 @@ def write_model_files(
     labels.save(folder / LABELS)
 
 
+def load_run_config(path: Path) -> Config:
+    """The validated config.yaml of a run folder."""
+    try:
+        return from_dict(read_yaml(path / CONFIG))
+    except UserError as exc:
+        raise UserError(f"run folder {path}: {exc}") from None
+
+
+def load_encoders(path: Path, cfg: Config) -> tuple[Preprocessor, Tokenizer, LabelEncoder]:
+    """The preprocessor, tokenizer and label encoder saved in a run folder."""
+    try:
+        stopwords = read_json(path / STOPWORDS)
+        return (
+            Preprocessor(cfg.preprocess, stopwords),
+            Tokenizer.load(path / TOKENIZER),
+            LabelEncoder.load(path / LABELS),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(
+            f"run folder {path} has a missing or damaged file ({exc}); retrain or pick another run"
+        ) from None
+
+
 def load_run(path: str | Path) -> RunParts:
     """Load a run folder, checking that its files exist and belong together."""
     path = Path(path)
@@ -115,17 +138,8 @@ def load_run(path: str | Path) -> RunParts:
             f"run folder {path} is incomplete: missing {', '.join(missing)}; "
             f"retrain or pick another run"
         )
-    try:
-        cfg = from_dict(read_yaml(path / CONFIG))
-        tokenizer = Tokenizer.load(path / TOKENIZER)
-        labels = LabelEncoder.load(path / LABELS)
-        stopwords = read_json(path / STOPWORDS)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(
-            f"run folder {path} has a damaged file ({exc}); retrain or pick another run"
-        ) from None
-    except UserError as exc:
-        raise UserError(f"run folder {path}: {exc}") from None
+    cfg = load_run_config(path)
+    preprocessor, tokenizer, labels = load_encoders(path, cfg)
     state = load_weights(path / WEIGHTS)
     emb, out = state.get("embedding.weight"), state.get("fc2.weight")
     if emb is None or out is None:
@@ -143,4 +157,4 @@ def load_run(path: str | Path) -> RunParts:
             f"{path / LABELS} has {len(labels)} classes but {path / WEIGHTS} has {out.shape[0]}; "
             f"these files come from different runs: retrain or restore the run folder"
         )
-    return RunParts(path, cfg, Preprocessor(cfg.preprocess, stopwords), tokenizer, labels, state)
+    return RunParts(path, cfg, preprocessor, tokenizer, labels, state)

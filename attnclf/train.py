@@ -1,13 +1,16 @@
-"""`attnclf train` as a library call: data to a complete, published run folder."""
+"""`attnclf train` as a library call: data to a complete, published run folder, resumable."""
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import io
+import shutil
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import DistributedSampler
 
 from attnclf import run as runfiles
 from attnclf.batching import TextDataset, make_loader
@@ -15,7 +18,8 @@ from attnclf.config import Config
 from attnclf.device import resolve_device, set_seed
 from attnclf.distributed import DistContext, init_from_env, shutdown
 from attnclf.download import ensure_data
-from attnclf.jsonio import write_json
+from attnclf.errors import UserError
+from attnclf.jsonio import write_bytes_atomic, write_json
 from attnclf.labels import LabelEncoder
 from attnclf.metrics import metrics_from_confusion
 from attnclf.model import AttentionClassifier
@@ -24,14 +28,18 @@ from attnclf.prepare import prepare
 from attnclf.preprocess import Preprocessor
 from attnclf.report import data_report
 from attnclf.tokenizer import Tokenizer
-from attnclf.trainer import Trainer
+from attnclf.trainer import Trainer, TrainingInterrupted
 
-log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGINT/SIGTERM after saving a checkpoint; the CLI exits with 130."""
 
 
 @dataclass
 class TrainResult:
-    """Where the run was written and what it scored on the test split."""
+    """Where the run was written (None on ranks other than 0) and its test-split metrics."""
 
     run_dir: Path | None
     metrics: dict
@@ -40,17 +48,56 @@ class TrainResult:
 
 def _dataset(frame, tokenizer: Tokenizer, labels: LabelEncoder, max_len: int) -> TextDataset:
     """Encode a split's cleaned texts and labels."""
-    return TextDataset(
-        tokenizer.texts_to_sequences(frame["clean"]), labels.encode(frame["label"]), max_len
-    )
+    sequences = tokenizer.texts_to_sequences(frame["clean"])
+    return TextDataset(sequences, labels.encode(frame["label"]), max_len)
 
 
-def _class_weights(cfg: Config, train_labels: list[int], num_classes: int) -> torch.Tensor | None:
+def _class_weights(
+    cfg: Config, train_labels: torch.Tensor, num_classes: int
+) -> torch.Tensor | None:
     """1/count per class (the lesson's weighting) when `train.class_weights` is `inverse`."""
     if cfg.train.class_weights == "none":
         return None
-    counts = torch.bincount(torch.tensor(train_labels), minlength=num_classes).float()
-    return 1.0 / counts.clamp(min=1)
+    return 1.0 / torch.bincount(train_labels, minlength=num_classes).float().clamp(min=1)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
+    """First SIGINT/SIGTERM asks the trainer to stop cleanly; a second one aborts at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def save_checkpoint(trainer: Trainer, path: Path) -> Path:
+    """Write the trainer's resumable state with torch.save (read back with weights_only)."""
+    buf = io.BytesIO()
+    torch.save(trainer.state_dict(), buf)
+    return write_bytes_atomic(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint without executing code: only tensors and plain data are accepted."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise UserError(
+            f"{path} is not a valid attnclf checkpoint ({reason}); start a new run"
+        ) from None
 
 
 def train(
@@ -60,15 +107,59 @@ def train(
     device = resolve_device(cfg.train.device)
     ctx = init_from_env(device.type)
     try:
-        return _train(cfg, config_name, Path(output_dir), device, ctx)
+        staging = final = None
+        if ctx.is_main:
+            staging, final = runfiles.staging_dir(output_dir, config_name)
+        return _train(cfg, device, ctx, staging, final, None)
+    finally:
+        shutdown(ctx)
+
+
+def resume(staging: str | Path) -> TrainResult:
+    """Continue an interrupted run from the checkpoint in its unfinished folder."""
+    staging = Path(staging)
+    if not (staging / CHECKPOINT).is_file():
+        raise UserError(
+            f"{staging} holds no {CHECKPOINT} to resume from; pass the folder printed when the "
+            f"run was interrupted (artifacts/.<run>.incomplete)"
+        )
+    cfg = runfiles.load_run_config(staging)
+    final = staging.with_name(staging.name.removeprefix(".").removesuffix(".incomplete"))
+    device = resolve_device(cfg.train.device)
+    ctx = init_from_env(device.type)
+    try:
+        return _train(cfg, device, ctx, staging if ctx.is_main else None, final, staging)
     finally:
         shutdown(ctx)
 
 
 def _train(
-    cfg: Config, config_name: str, output_dir: Path, device: torch.device, ctx: DistContext
+    cfg: Config,
+    device: torch.device,
+    ctx: DistContext,
+    staging: Path | None,
+    final: Path | None,
+    resume_from: Path | None,
 ) -> TrainResult:
-    """The body of `train`, once the device and process group are known."""
+    """Prepare data, fit (or continue fitting) and, on rank 0, publish the run folder."""
+    try:
+        result = _fit_and_publish(cfg, device, ctx, staging, final, resume_from)
+    except BaseException:
+        if staging is not None and not (staging / CHECKPOINT).exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def _fit_and_publish(
+    cfg: Config,
+    device: torch.device,
+    ctx: DistContext,
+    staging: Path | None,
+    final: Path | None,
+    resume_from: Path | None,
+) -> TrainResult:
+    """The training pipeline proper; `resume_from` reuses a folder's encoders and checkpoint."""
     if device.type == "cuda":
         device = torch.device("cuda", ctx.local_rank)
         torch.backends.cudnn.benchmark = True
@@ -76,63 +167,73 @@ def _train(
         torch.set_num_threads(cfg.train.num_threads)
     set_seed(cfg.train.seed)
     path = ensure_data(cfg.data, progress=ctx.is_main)
-    preprocessor = Preprocessor.from_config(cfg.preprocess)
-    splits = prepare(cfg, path, preprocessor)
-    report = data_report(splits, cfg.tokenizer.max_seq_len)
     tok = cfg.tokenizer
-    tokenizer = Tokenizer(tok.level, tok.num_tokens, tok.min_freq).fit(splits.train["clean"])
-    labels = LabelEncoder().fit(splits.train["label"])
-    datasets = [
+    if resume_from is None:
+        preprocessor = Preprocessor.from_config(cfg.preprocess)
+        splits = prepare(cfg, path, preprocessor)
+        tokenizer = Tokenizer(tok.level, tok.num_tokens, tok.min_freq).fit(splits.train["clean"])
+        labels = LabelEncoder().fit(splits.train["label"])
+    else:
+        preprocessor, tokenizer, labels = runfiles.load_encoders(resume_from, cfg)
+        splits = prepare(cfg, path, preprocessor)
+    train_ds, val_ds, test_ds = (
         _dataset(f, tokenizer, labels, tok.max_seq_len)
         for f in (splits.train, splits.val, splits.test)
-    ]
-    pin = device.type == "cuda"
-    train_sampler = (
-        DistributedSampler(datasets[0], ctx.world_size, ctx.rank, shuffle=True, seed=cfg.train.seed)
-        if ctx.enabled
-        else None
     )
+    loader_args = dict(rank=ctx.rank, world_size=ctx.world_size, pin_memory=device.type == "cuda")
     train_loader = make_loader(
-        datasets[0],
+        train_ds,
         cfg.train.batch_size,
         shuffle=True,
         bucket=cfg.train.bucketing,
         seed=cfg.train.seed,
-        sampler=train_sampler,
-        pin_memory=pin,
+        **loader_args,
     )
     val_loader, test_loader = (
-        make_loader(
-            ds,
-            cfg.train.eval_batch_size,
-            shuffle=False,
-            bucket=True,
-            pin_memory=pin,
-            sampler=list(range(ctx.rank, len(ds), ctx.world_size)) if ctx.enabled else None,
-        )
-        for ds in datasets[1:]
+        make_loader(ds, cfg.train.eval_batch_size, shuffle=False, bucket=True, **loader_args)
+        for ds in (val_ds, test_ds)
     )
     model = AttentionClassifier(len(tokenizer), len(labels), cfg.model)
-    weights = _class_weights(cfg, datasets[0].labels.tolist(), len(labels))
+    weights = _class_weights(cfg, train_ds.labels, len(labels))
     trainer = Trainer(model, cfg.train, device, len(labels), weights, ctx)
-    if ctx.is_main:
+    state = load_checkpoint(resume_from / CHECKPOINT) if resume_from is not None else None
+    if state is not None:
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[-1][:200]
+            raise UserError(
+                f"{resume_from / CHECKPOINT} does not fit this run ({reason}); start a new run"
+            ) from None
+    if staging is not None:
+        runfiles.write_model_files(staging, cfg, preprocessor, tokenizer, labels)
         print(
-            f"training on {device} ({ctx.world_size} process(es)): {len(datasets[0])} train, "
-            f"{len(datasets[1])} val, {len(datasets[2])} test texts, {len(tokenizer)} tokens, "
-            f"{sum(p.numel() for p in model.parameters()):,} parameters",
+            f"training on {device} ({ctx.world_size} process(es)): {len(train_ds)} train, "
+            f"{len(val_ds)} val, {len(test_ds)} test texts, {len(tokenizer)} tokens, "
+            f"{sum(p.numel() for p in model.parameters()):,} parameters"
+            + (f"; resuming after epoch {trainer.epoch}, step {trainer.step}" if state else ""),
             flush=True,
         )
-    history = trainer.fit(train_loader, val_loader)
+    try:
+        with _stop_on_signals(trainer):
+            history = trainer.fit(train_loader, val_loader)
+    except TrainingInterrupted:
+        if staging is None:
+            raise Interrupted("interrupted") from None
+        save_checkpoint(trainer, staging / CHECKPOINT)
+        raise Interrupted(
+            f"interrupted during epoch {trainer.epoch + 1}; checkpoint saved. Resume with: "
+            f"attnclf train --resume {staging}"
+        ) from None
     _, cm = trainer.evaluate(test_loader)
     metrics = metrics_from_confusion(cm.numpy(), labels.classes)
-    if not ctx.is_main:
+    if staging is None or final is None:
         return TrainResult(None, metrics, history)
-    staging, final = runfiles.staging_dir(output_dir, config_name)
-    runfiles.write_model_files(staging, cfg, preprocessor, tokenizer, labels)
     runfiles.save_weights(model.state_dict(), staging / runfiles.WEIGHTS)
     write_json(staging / runfiles.METRICS, metrics)
     write_json(staging / runfiles.HISTORY, history)
-    write_json(staging / runfiles.REPORT, report)
+    write_json(staging / runfiles.REPORT, data_report(splits, tok.max_seq_len))
     plot_history(history, staging / "learning_curves.png")
     plot_confusion(cm.tolist(), labels.classes, staging / "confusion_matrix.png")
+    (staging / CHECKPOINT).unlink(missing_ok=True)
     return TrainResult(runfiles.publish(staging, final), metrics, history)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -15,8 +18,12 @@ from tqdm.auto import tqdm
 
 from attnclf.batching import Batch
 from attnclf.config import TrainConfig
-from attnclf.distributed import DistContext, all_reduce_sum
+from attnclf.distributed import DistContext, all_reduce_max, all_reduce_sum
 from attnclf.metrics import metrics_from_confusion
+
+
+class TrainingInterrupted(Exception):
+    """Raised between steps after a stop was requested; the trainer's state is resumable."""
 
 
 class Trainer:
@@ -56,7 +63,10 @@ class Trainer:
         self.autocast = dict(
             device_type=device.type, dtype=torch.bfloat16, enabled=cfg.amp and use_bf16
         )
-        self.epoch = 0
+        self.epoch = 0  # completed epochs
+        self.step = 0  # batches completed in epoch `self.epoch + 1`
+        self.running = torch.zeros(2, device=device)  # that epoch's loss sum and sample count
+        self.stop_requested = False
         self.best_loss = math.inf
         self.best_epoch = 0
         self.bad_epochs = 0
@@ -72,18 +82,28 @@ class Trainer:
             batch.labels.to(self.device, non_blocking=nb),
         )
 
+    def _should_stop(self) -> bool:
+        """Whether any rank was asked to stop (agreed across ranks every 16 steps)."""
+        if not self.ctx.enabled:
+            return self.stop_requested
+        if self.step % 16:
+            return False
+        flag = torch.tensor([float(self.stop_requested)], device=self.device)
+        return bool(all_reduce_max(flag, self.ctx).item())
+
     def train_epoch(self, loader: DataLoader) -> float:
-        """One pass over `loader`; returns the mean training loss over all ranks."""
+        """Train on epoch `self.epoch + 1` from batch `self.step` on; returns its mean loss."""
         self.net.train()
-        total = torch.zeros(2, device=self.device)  # loss sum, sample count; no per-step sync
         bar = tqdm(
-            loader,
-            desc=f"epoch {self.epoch}",
+            itertools.islice(loader, self.step, None),
+            total=len(loader),
+            initial=self.step,
+            desc=f"epoch {self.epoch + 1}",
             leave=False,
             file=sys.stderr,
             disable=None if self.ctx.is_main else True,
         )
-        for step, batch in enumerate(bar):
+        for batch in bar:
             ids, lengths, labels = self._to_device(batch)
             with torch.autocast(**self.autocast):
                 logits, _ = self.net(ids, lengths)
@@ -93,13 +113,18 @@ class Trainer:
             if self.cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
-            total += torch.stack(
-                [loss.detach() * len(labels), torch.tensor(len(labels), device=self.device)]
-            )
-            if not bar.disable and step % 25 == 0:
-                bar.set_postfix(loss=f"{(total[0] / total[1]).item():.4f}")
-        total = all_reduce_sum(total, self.ctx)
-        return (total[0] / total[1]).item()
+            n = torch.tensor(float(len(labels)), device=self.device)
+            self.running += torch.stack([loss.detach() * n, n])  # no per-step host sync
+            self.step += 1
+            if not bar.disable and self.step % 25 == 0:
+                bar.set_postfix(loss=f"{(self.running[0] / self.running[1]).item():.4f}")
+            if self._should_stop():
+                bar.close()
+                raise TrainingInterrupted
+        total = all_reduce_sum(self.running.clone(), self.ctx)
+        self.step = 0
+        self.running.zero_()
+        return (total[0] / total[1].clamp(min=1)).item()
 
     @torch.no_grad()
     def evaluate(self, loader: DataLoader) -> tuple[float, Tensor]:
@@ -130,10 +155,10 @@ class Trainer:
     ) -> list[dict]:
         """Train until `epochs` or early stopping, then restore the best epoch's weights."""
         while self.epoch < self.cfg.epochs and self.bad_epochs < self.cfg.patience:
-            self.epoch += 1
             start = time.perf_counter()
-            train_loader.batch_sampler.set_epoch(self.epoch)
+            train_loader.batch_sampler.set_epoch(self.epoch + 1)
             train_loss = self.train_epoch(train_loader)
+            self.epoch += 1
             val_loss, cm = self.evaluate(val_loader)
             overall = metrics_from_confusion(cm.numpy(), [str(i) for i in range(self.num_classes)])[
                 "overall"
@@ -166,6 +191,51 @@ class Trainer:
                 )
             if on_epoch_end is not None:
                 on_epoch_end(self)
+            if self.stop_requested:
+                raise TrainingInterrupted
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.history
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly: weights, optimiser, schedule, stopping, RNGs."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "running": self.running.cpu(),
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self.best_state,
+            "history": self.history,
+            "rng": {
+                "python": random.getstate(),
+                "numpy": [
+                    x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()
+                ],
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a state saved by `state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.running = state["running"].to(self.device)
+        self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
+        self.bad_epochs, self.best_state = state["bad_epochs"], state["best_state"]
+        self.history = state["history"]
+        rng = state["rng"]
+        python = rng["python"]
+        random.setstate((python[0], tuple(python[1]), python[2]))
+        kind, keys, *rest = rng["numpy"]
+        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
