@@ -81,6 +81,9 @@ def train(
     except training.Interrupted as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted before training started; nothing was written", err=True)
+        raise typer.Exit(130) from None
     if result.run_dir is not None:
         typer.echo(format_metrics(result.metrics))
         typer.echo(f"run folder: {result.run_dir}")

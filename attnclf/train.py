@@ -207,15 +207,20 @@ def _fit_and_publish(
             ) from None
     if staging is not None:
         runfiles.write_model_files(staging, cfg, preprocessor, tokenizer, labels)
-        print(
-            f"training on {device} ({ctx.world_size} process(es)): {len(train_ds)} train, "
-            f"{len(val_ds)} val, {len(test_ds)} test texts, {len(tokenizer)} tokens, "
-            f"{sum(p.numel() for p in model.parameters()):,} parameters"
-            + (f"; resuming after epoch {trainer.epoch}, step {trainer.step}" if state else ""),
-            flush=True,
-        )
     try:
         with _stop_on_signals(trainer):
+            if ctx.is_main:
+                print(
+                    f"training on {device} ({ctx.world_size} process(es)): {len(train_ds)} train, "
+                    f"{len(val_ds)} val, {len(test_ds)} test texts, {len(tokenizer)} tokens, "
+                    f"{sum(p.numel() for p in model.parameters()):,} parameters"
+                    + (
+                        f"; resuming after epoch {trainer.epoch}, step {trainer.step}"
+                        if state
+                        else ""
+                    ),
+                    flush=True,
+                )
             history = trainer.fit(train_loader, val_loader)
     except TrainingInterrupted:
         if staging is None:

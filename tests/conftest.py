@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
 
-AG_NEWS_10K = Path(os.environ.get("ATTNCLF_AG_NEWS_10K", SHARED / "data" / "ag_news_titles_10k.csv"))
+AG_NEWS_10K = Path(
+    os.environ.get("ATTNCLF_AG_NEWS_10K", SHARED / "data" / "ag_news_titles_10k.csv")
+)
 
 
 @pytest.fixture
@@ -22,20 +27,70 @@ def ag_news_10k() -> Path:
     return AG_NEWS_10K
 
 
+TOPICS = {
+    "World": "minister election parliament troops ceasefire embassy",
+    "Sports": "tennis match goal league coach tournament",
+    "Business": "stocks profit shares market earnings merger",
+    "Sci/Tech": "software internet chip space nasa computer",
+}
+
+
+def news_titles(label: str, n: int = 12) -> list[str]:
+    """`n` made-up titles about one topic of `TOPICS`."""
+    w = TOPICS[label].split()
+    return [f"{w[i % 6].title()} {w[(i + 1) % 6]} news {w[(i + 2) % 6]} {i}" for i in range(n)]
+
+
+def write_news_csv(path: Path) -> Path:
+    """Write a small made-up CSV in Made-With-ML's news.csv layout, 4 classes x 12 rows."""
+    rows = ["title,category"]
+    rows += [f'"{title}",{label}' for label in TOPICS for title in news_titles(label)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def news_csv(tmp_path: Path) -> Path:
     """A small made-up CSV in Made-With-ML's news.csv layout, 4 classes x 12 rows."""
-    topics = {
-        "World": "minister election parliament troops ceasefire embassy",
-        "Sports": "tennis match goal league coach tournament",
-        "Business": "stocks profit shares market earnings merger",
-        "Sci/Tech": "software internet chip space nasa computer",
-    }
-    rows = ["title,category"]
-    for label, words in topics.items():
-        w = words.split()
-        for i in range(12):
-            rows.append(f'"{w[i % 6].title()} {w[(i + 1) % 6]} news {w[(i + 2) % 6]} {i}",{label}')
-    path = tmp_path / "news.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
+    return write_news_csv(tmp_path / "news.csv")
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny run (smoke config, 2 epochs, 1 thread, on `write_news_csv`), trained per module."""
+    from attnclf.config import load_config
+    from attnclf.train import train
+
+    tmp = tmp_path_factory.mktemp("run")
+    data = write_news_csv(tmp / "news.csv")
+    overrides = [f"data.path={data}", "train.epochs=2", "train.num_threads=1"]
+    cfg = load_config(ROOT / "configs" / "smoke.yaml", overrides)
+    return train(cfg, "smoke", tmp / "artifacts").run_dir
+
+
+@dataclass
+class CliResult:
+    """Exit code and captured output of one in-process `attnclf` invocation."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch) -> Callable[..., CliResult]:
+    """Call the real console entry point (`attnclf.cli.main`) in-process with the given args."""
+    from attnclf.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["attnclf", *map(str, args)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        out = capsys.readouterr()
+        code = exc.value.code
+        return CliResult(
+            code if isinstance(code, int) else (0 if code is None else 1), out.out, out.err
+        )
+
+    return run

@@ -1,0 +1,285 @@
+"""Training end to end: the run folder, best-weights restore, determinism, interrupt and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from attnclf import run as runfiles
+from attnclf.batching import TextDataset, make_loader
+from attnclf.config import TrainConfig, load_config
+from attnclf.errors import UserError
+from attnclf.model import AttentionClassifier
+from attnclf.train import CHECKPOINT, load_checkpoint, train
+from attnclf.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "configs" / "smoke.yaml"
+TOPICS = {
+    "World": "minister election parliament troops ceasefire embassy rebels summit",
+    "Sports": "tennis match goal league coach tournament striker season",
+    "Business": "stocks profit shares market earnings merger investors bank",
+    "Sci/Tech": "software internet chip space nasa computer browser robot",
+}
+
+
+def synthetic_csv(path: Path, per_class: int = 60, seed: int = 0) -> Path:
+    """Titles built from topic words plus shared noise words, in the news.csv layout."""
+    rng = random.Random(seed)
+    noise = ["week", "report", "new", "plan", "talks", "says", "first", "year"]
+    rows = ["title,category"]
+    for label, words in TOPICS.items():
+        for _ in range(per_class):
+            title = rng.sample(words.split(), 2) + rng.sample(noise, 3)
+            rng.shuffle(title)
+            rows.append(f"{' '.join(title)},{label}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def smoke(data: Path, *extra: str):
+    """The smoke config on `data`, single-threaded for reproducibility."""
+    return load_config(SMOKE, [f"data.path={data}", "train.num_threads=1", *extra])
+
+
+def cli(*args: str, cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+    """Run `python -m attnclf ...` and capture its output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "attnclf", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_csv(tmp_path_factory) -> Path:
+    """A 240-row synthetic dataset shared by this module's tests."""
+    return synthetic_csv(tmp_path_factory.mktemp("data") / "news.csv")
+
+
+@pytest.fixture(scope="module")
+def trained(data_csv: Path, tmp_path_factory):
+    """One small trained run."""
+    out = tmp_path_factory.mktemp("artifacts")
+    return train(smoke(data_csv, "train.epochs=4", "train.patience=4"), "smoke", out)
+
+
+def test_run_folder_is_complete_and_latest_points_at_it(trained) -> None:
+    run_dir = trained.run_dir
+    expected = """config.yaml tokenizer.json label_encoder.json stopwords.json model.safetensors
+        metrics.json history.json data_report.json learning_curves.png confusion_matrix.png"""
+    assert {p.name for p in run_dir.iterdir()} == set(expected.split())
+    assert (run_dir.parent / "latest").resolve() == run_dir.resolve()
+    assert not [p for p in run_dir.parent.iterdir() if p.name.endswith(".incomplete")]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == {"overall", "class", "confusion_matrix"}
+    assert set(metrics["overall"]) == {
+        "precision",
+        "recall",
+        "f1",
+        "accuracy",
+        "macro_f1",
+        "num_samples",
+    }
+    assert metrics["confusion_matrix"]["labels"] == sorted(TOPICS)
+    assert metrics["overall"]["num_samples"] == sum(map(sum, metrics["confusion_matrix"]["matrix"]))
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert set(history[0]) == {
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_f1",
+        "val_accuracy",
+        "lr",
+        "seconds",
+    }
+    assert (run_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_loss_falls_and_model_learns_synthetic_topics(trained) -> None:
+    losses = [h["train_loss"] for h in trained.history]
+    assert losses[-1] < losses[0]
+    assert trained.metrics["overall"]["accuracy"] > 0.8
+
+
+def test_run_round_trips_through_load_run(trained) -> None:
+    parts = runfiles.load_run(trained.run_dir)
+    model = AttentionClassifier(len(parts.tokenizer), len(parts.labels), parts.config.model)
+    model.load_state_dict(parts.state_dict)
+    assert parts.labels.classes == sorted(TOPICS)
+    assert parts.preprocessor("The Minister and the summit") == "minister summit"
+
+
+def _tiny_trainer(epochs: int, patience: int, lr: float = 0.05) -> tuple[Trainer, object, object]:
+    """A trainer on random data that overfits quickly, so val loss rises after a few epochs."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    seqs = torch.randint(2, 40, (120, 6), generator=g).tolist()
+    labels = torch.randint(0, 2, (120,), generator=g).tolist()
+    train_ds = TextDataset(seqs[:80], labels[:80], 8)
+    val_ds = TextDataset(seqs[80:], labels[80:], 8)
+    cfg = TrainConfig(epochs=epochs, patience=patience, lr=lr, lr_patience=10, batch_size=16)
+    model = AttentionClassifier(40, 2, load_config(SMOKE).model)
+    trainer = Trainer(model, cfg, torch.device("cpu"), 2)
+    train_loader = make_loader(train_ds, 16, shuffle=True, bucket=True, seed=0)
+    val_loader = make_loader(val_ds, 64, shuffle=False, bucket=True)
+    return trainer, train_loader, val_loader
+
+
+def test_best_epoch_weights_are_restored() -> None:
+    trainer, train_loader, val_loader = _tiny_trainer(epochs=12, patience=12)
+    history = trainer.fit(train_loader, val_loader)
+    val_losses = [h["val_loss"] for h in history]
+    best = min(range(len(val_losses)), key=val_losses.__getitem__)
+    assert best < len(val_losses) - 1, "the test needs val loss to rise after the best epoch"
+    restored_loss, _ = trainer.evaluate(val_loader)
+    assert restored_loss == pytest.approx(val_losses[best], abs=1e-6)
+    assert trainer.best_epoch == best + 1
+
+
+def test_early_stopping_stops_after_patience() -> None:
+    trainer, train_loader, val_loader = _tiny_trainer(epochs=30, patience=2)
+    history = trainer.fit(train_loader, val_loader)
+    assert len(history) == trainer.best_epoch + 2 < 30
+
+
+def test_same_seed_gives_identical_metrics(data_csv: Path, tmp_path: Path) -> None:
+    cfg = smoke(data_csv, "train.epochs=2")
+    first = train(cfg, "a", tmp_path / "a").run_dir
+    second = train(cfg, "b", tmp_path / "b").run_dir
+    assert (first / "metrics.json").read_bytes() == (second / "metrics.json").read_bytes()
+
+
+def test_train_cli_prints_table_and_run_folder(data_csv: Path, tmp_path: Path, run_cli) -> None:
+    result = run_cli(
+        "train", "-c", SMOKE, "--set", f"data.path={data_csv}", "--set", "train.epochs=1",
+        "-o", tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "weighted" in result.stdout and "accuracy" in result.stdout
+    assert f"run folder: {tmp_path}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "train.lr=-1"], "train.lr must be > 0"),
+        (["--set", "train.epochs=0"], "train.epochs must be >= 1"),
+        (["--set", "model.colour=red"], "valid keys in model:"),
+        (["--set", "train.epochs=many"], "train.epochs must be int"),
+        (["--set", "epochs=3"], "malformed --set"),
+        (
+            ["--set", "data.path=/nonexistent/x.csv", "--set", "data.url=null"],
+            "data file not found",
+        ),
+    ],
+)
+def test_train_cli_rejects_bad_input_with_exit_2(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    result = cli("train", "-c", str(SMOKE), "-o", str(tmp_path / "out"), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_failed_run_never_becomes_latest(data_csv: Path, tmp_path: Path) -> None:
+    good = train(smoke(data_csv, "train.epochs=1"), "good", tmp_path).run_dir
+    with pytest.raises(UserError):
+        train(smoke(data_csv, "train.epochs=1", "data.label_column=missing"), "bad", tmp_path)
+    assert (tmp_path / "latest").resolve() == good.resolve()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([good.name, "latest"])
+
+
+def test_interrupt_saves_checkpoint_and_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    data = synthetic_csv(tmp_path / "news.csv", per_class=300)
+    sets = ["--set", f"data.path={data}", "--set", "train.epochs=3", "--set", "train.patience=3",
+            "--set", "train.num_threads=1", "--set", "train.batch_size=8"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "attnclf", "train", "-c", str(SMOKE), *sets]
+    proc = subprocess.Popen(
+        [*cmd, "-o", str(tmp_path / "a")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:  # the signal handler is installed before this line is printed
+        if line.startswith("training on"):
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "attnclf train --resume" in err
+    staging = next((tmp_path / "a").glob(".*.incomplete"))
+    assert (staging / CHECKPOINT).is_file()
+    assert not (tmp_path / "a" / "latest").exists()
+
+    resumed = cli("train", "--resume", str(staging))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch" in resumed.stdout
+    final = tmp_path / "a" / staging.name[1 : -len(".incomplete")]
+    assert not staging.exists() and not (final / CHECKPOINT).exists()
+    assert (tmp_path / "a" / "latest").resolve() == final.resolve()
+
+    straight = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "b")], cwd=ROOT, env=env, capture_output=True
+    )
+    assert straight.returncode == 0
+    expected = (tmp_path / "b" / "latest" / "metrics.json").read_bytes()
+    assert (final / "metrics.json").read_bytes() == expected
+
+
+def test_malicious_checkpoint_is_refused_not_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / CHECKPOINT
+    torch.save({"model": Evil()}, path)
+    with pytest.raises(UserError, match="not a valid attnclf checkpoint"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path, run_cli) -> None:
+    result = run_cli("train", "--resume", tmp_path)
+    assert result.exit_code == 2
+    assert "no checkpoint.pt to resume from" in result.stderr
+
+
+@pytest.mark.slow
+def test_smoke_config_learns_real_ag_news(ag_news_10k: Path, tmp_path: Path) -> None:
+    result = train(load_config(SMOKE, [f"data.path={ag_news_10k}"]), "smoke", tmp_path)
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    assert result.metrics["overall"]["accuracy"] > 0.6  # chance is 0.25
+    assert result.metrics["overall"]["num_samples"] == 1500
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda_with_bf16(data_csv: Path, tmp_path: Path) -> None:
+    result = train(smoke(data_csv, "train.device=cuda", "train.epochs=2"), "gpu", tmp_path)
+    assert result.metrics["overall"]["accuracy"] > 0.5
+    assert [h["epoch"] for h in result.history] == [1, 2]
