@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -128,6 +130,9 @@ _SCALAR_CHECKS = {
 }
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _type_name(tp: Any) -> str:
     """Readable name of an annotation, for error messages."""
     if typing.get_origin(tp) is Literal:
@@ -155,7 +160,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if value in typing.get_args(tp):
             return value
         raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
+    if tp is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads exponents without a dot (1e-3) as strings
     if _SCALAR_CHECKS[tp](value):
+        if tp is float and not math.isfinite(value):
+            raise UserError(f"{where} must be a finite number, got {value!r}")
         return float(value) if tp is float else value
     raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
 
@@ -180,7 +189,7 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise UserError(f"{where} must be a mapping of keys to values, got {raw!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(set(raw) - set(fields), key=str)
     if unknown:
         raise UserError(
             f"unknown key {where}.{unknown[0]}; valid keys in {where}: {', '.join(fields)}"
@@ -212,7 +221,7 @@ def from_dict(raw: Any) -> Config:
     if not isinstance(raw, dict):
         raise UserError("a config must be a YAML mapping with sections such as data: and train:")
     hints = typing.get_type_hints(Config)
-    unknown = sorted(set(raw) - set(hints))
+    unknown = sorted(set(raw) - set(hints), key=str)
     if unknown:
         raise UserError(
             f"unknown config section {unknown[0]!r}; valid sections: {', '.join(hints)}"
@@ -241,10 +250,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Return a copy of `raw` with each `section.key=value` override applied."""
-    merged = {section: dict(values or {}) for section, values in (raw or {}).items()}
+    merged = {s: dict(v) if isinstance(v, dict) else v for s, v in (raw or {}).items()}
     for item in overrides:
         (section, key), value = parse_override(item)
-        merged.setdefault(section, {})
+        if merged.get(section) is None:
+            merged[section] = {}
         if not isinstance(merged[section], dict):
             raise UserError(f"config section {section!r} must be a mapping")
         merged[section][key] = value

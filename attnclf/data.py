@@ -39,7 +39,7 @@ def _check_file(path: Path) -> None:
 def detect_layout(path: Path) -> str:
     """`ag_news` for the headerless class-index layout, else `header`."""
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
             first = next(csv.reader(fh), [])
     except UnicodeDecodeError:
         raise UserError(f"data file {path} is not UTF-8 text; re-save it as UTF-8") from None

@@ -12,7 +12,7 @@ _PARENTHESES = re.compile(r"\([^)]*\)")
 _PUNCTUATION = re.compile(r"([-;.,!?<=>])")
 _NON_ALPHANUMERIC = re.compile(r"[^A-Za-z0-9]+")
 _SPACES = re.compile(r"\s+")
-_WORD = re.compile(r"[\w']+\s*")
+_WORD = re.compile(r"\w+\s*")  # like the lesson's \b(stopword)\b\s*: "bush's" -> "bush'"
 
 
 def load_stopwords() -> list[str]:
