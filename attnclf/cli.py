@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -82,7 +83,7 @@ def train(
         typer.echo(str(exc), err=True)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
-        typer.echo("interrupted before training started; nothing was written", err=True)
+        typer.echo("interrupted without saving a checkpoint; no run folder was published", err=True)
         raise typer.Exit(130) from None
     if result.run_dir is not None:
         typer.echo(format_metrics(result.metrics))
@@ -208,6 +209,9 @@ def predict(
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
+    # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads steal
+    # the cores torch needs and training runs several times slower. Must precede `import torch`.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:
         app()

@@ -43,7 +43,14 @@ class RunParts:
 def staging_dir(output_dir: str | Path, config_name: str) -> tuple[Path, Path]:
     """A fresh hidden folder to write a run into, and the name it will have when complete."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if output_dir.exists() else exc.strerror or str(exc)
+        raise UserError(
+            f"cannot create the output folder {output_dir} ({reason}); "
+            f"pass --output-dir a writable folder"
+        ) from None
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", config_name) or "run"
     base = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
     final, n = output_dir / base, 1

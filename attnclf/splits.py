@@ -17,7 +17,8 @@ def stratified_split(
     counts = frame["label"].value_counts()
     if len(counts) < 2:
         raise UserError(
-            f"the data has a single class ({counts.index[0]!r}); a classifier needs at least two"
+            f"the data has a single class ({counts.index[0]!r}); a classifier needs at least two: "
+            f"add rows of another class or check data.label_column"
         )
     holdout = cfg.val_size + cfg.test_size
     need = max(2, round(1 / min(cfg.val_size, cfg.test_size, cfg.train_size)))

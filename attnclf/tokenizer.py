@@ -61,9 +61,9 @@ class Tokenizer:
         return self
 
     def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
-        """Map each text to token indices; unknown tokens become 1."""
+        """Map each text to token indices; unknown tokens (and a literal `<PAD>`) become 1."""
         get = self.index.get
-        return [[get(token, 1) for token in self.tokenize(text)] for text in texts]
+        return [[get(token, 1) or 1 for token in self.tokenize(text)] for text in texts]
 
     def sequences_to_texts(self, sequences: Iterable[Sequence[int]]) -> list[str]:
         """Map index sequences back to text, skipping padding."""
