@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 $(BIN)/attnclf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install "torch>=2.2"
+	$(BIN)/pip install "torch>=2.4"
 	$(BIN)/pip install -e ".[dev]"
 	touch $@
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from more_itertools import chunked
 from torch import Tensor
@@ -27,14 +29,22 @@ class TextDataset(Dataset):
     ) -> None:
         if len(sequences) != len(labels):
             raise ValueError("sequences and labels differ in length")
-        self.lengths = torch.tensor([min(len(s), max_len) for s in sequences], dtype=torch.long)
-        self.ids = torch.zeros(len(sequences), max([1, *self.lengths.tolist()]), dtype=torch.long)
-        for row, seq in enumerate(sequences):
-            self.ids[row, : self.lengths[row]] = torch.as_tensor(seq[:max_len], dtype=torch.long)
+        lengths = [min(len(s), max_len) for s in sequences]
+        flat = chain.from_iterable(s[:max_len] for s in sequences)
+        tokens = torch.from_numpy(np.fromiter(flat, dtype=np.int64, count=sum(lengths)))
+        self.lengths = torch.tensor(lengths, dtype=torch.long)
+        self.ids = torch.zeros(len(sequences), max([1, *lengths]), dtype=torch.long)
+        # One scatter in row-major order instead of a Python loop over rows.
+        self.ids[torch.arange(self.ids.shape[1]) < self.lengths[:, None]] = tokens
         self.labels = torch.as_tensor(labels, dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def to(self, device: torch.device) -> TextDataset:
+        """Move ids and labels to `device`, so batches need no copy; lengths stay on the CPU."""
+        self.ids, self.labels = self.ids.to(device), self.labels.to(device)
+        return self
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         """One unpadded sequence and its label."""
@@ -45,7 +55,8 @@ class TextDataset(Dataset):
         index = torch.as_tensor(indices, dtype=torch.long)
         lengths = self.lengths[index]
         width = max(1, int(lengths.max()))
-        return Batch(self.ids[index, :width], lengths, self.labels[index])
+        rows = index.to(self.ids.device, non_blocking=True)
+        return Batch(self.ids[rows, :width], lengths, self.labels[rows])
 
 
 def collate(batch: Batch) -> Batch:
@@ -113,7 +124,6 @@ def make_loader(
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
-    pin_memory: bool = False,
 ) -> DataLoader:
     """A DataLoader of padded `Batch`es over this rank's share of `dataset`.
 
@@ -132,7 +142,6 @@ def make_loader(
         dataset,
         batch_sampler=batch_sampler,
         collate_fn=collate,
-        pin_memory=pin_memory,
         generator=torch.Generator(),  # creating an iterator never draws from the global RNG
     )
 

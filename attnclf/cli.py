@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -209,9 +208,6 @@ def predict(
 
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit code 2."""
-    # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads steal
-    # the cores torch needs and training runs several times slower. Must precede `import torch`.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:
         app()

@@ -29,6 +29,21 @@ def hash_ngrams(ids: Tensor, n: int, buckets: int) -> Tensor:
     return h % buckets
 
 
+def run_packed(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> Tensor:
+    """Run `rnn` over rows [B, L, E] of CPU `lengths` [B] (any order) -> outputs [B, L, H].
+
+    Rows keep their order, and outputs are zero past each length. The sort is done here
+    because `enforce_sorted=False` packing copies the order to the GPU and back with
+    blocking copies: a host-device sync on every batch.
+    """
+    lengths, order = torch.sort(lengths, descending=True)
+    restore = torch.argsort(order)
+    order, restore = (t.to(x.device, non_blocking=True) for t in (order, restore))
+    packed = pack_padded_sequence(x.index_select(0, order), lengths, batch_first=True)
+    out, _ = pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=x.shape[1])
+    return out.index_select(0, restore)
+
+
 class AttentionClassifier(nn.Module):
     """Embedding -> packed RNN -> (masked) attention -> MLP head, returning logits and weights."""
 
@@ -69,9 +84,7 @@ class AttentionClassifier(nn.Module):
         mask = torch.arange(L, device=ids.device)[None, :] < dev_lengths[:, None]  # [B, L]
 
         x = self.embedding_dropout(self.embedding(ids))  # [B, L, E]
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # [B, L, H]
+        out = run_packed(self.rnn, x, lengths.cpu())  # [B, L, H]
 
         scores = self.attn_score(self.attn_proj(out)).squeeze(-1).float()  # [B, L]
         if self.cfg.mask_padding:

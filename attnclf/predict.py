@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -43,7 +43,7 @@ class Prediction:
 
     def to_json(self) -> str:
         """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""
-        return json.dumps(asdict(self))
+        return json.dumps(vars(self))  # not asdict(): its deep copy costs more than the model
 
 
 def build_model(parts: RunParts) -> AttentionClassifier:
@@ -93,17 +93,20 @@ class Predictor:
         sequences = parts.tokenizer.texts_to_sequences(kept)
         probs, attention = self._infer(sequences)
         classes = parts.labels.classes
+        # Rank and convert the whole chunk at once: per-row tensor indexing is slow.
+        ranked = probs.argsort(dim=1, descending=True)[:, :top_k].tolist()
+        values = probs.tolist()
         row = 0
         for text, cleaned in zip(texts, clean, strict=True):
             if not cleaned:
                 yield Prediction(text, cleaned, None, {}, [], [], False, EMPTY)
                 continue
-            order = probs[row].argsort(descending=True)[:top_k].tolist()
+            order = ranked[row]
             yield Prediction(
                 text=text,
                 clean=cleaned,
                 label=classes[order[0]],
-                probabilities={classes[j]: float(probs[row, j]) for j in order},
+                probabilities={classes[j]: values[row][j] for j in order},
                 tokens=parts.tokenizer.tokenize(cleaned)[: self.max_len],
                 attention=attention[row],
                 truncated=len(sequences[row]) > self.max_len,
@@ -121,9 +124,9 @@ class Predictor:
                 logits, weights = self.model(batch.ids, batch.lengths)
                 probs[batch.labels] = torch.softmax(logits.float(), dim=-1)
                 for pos, n, w in zip(
-                    batch.labels.tolist(), batch.lengths.tolist(), weights, strict=True
+                    batch.labels.tolist(), batch.lengths.tolist(), weights.tolist(), strict=True
                 ):
-                    attention[pos] = w[:n].tolist()
+                    attention[pos] = w[:n]
         return probs, attention
 
 

@@ -16,7 +16,7 @@ from attnclf import run as runfiles
 from attnclf.batching import TextDataset, make_loader
 from attnclf.config import Config
 from attnclf.device import resolve_device, set_seed
-from attnclf.distributed import DistContext, init_from_env, shutdown
+from attnclf.distributed import DistContext, init_from_env, local_rank_zero_first, shutdown
 from attnclf.download import ensure_data
 from attnclf.errors import UserError
 from attnclf.jsonio import write_bytes_atomic, write_json
@@ -82,6 +82,20 @@ def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
             signal.signal(s, h)
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Outside the training loop, SIGTERM raises KeyboardInterrupt like Ctrl-C, so cleanup runs."""
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def save_checkpoint(trainer: Trainer, path: Path) -> Path:
     """Write the trainer's resumable state with torch.save (read back with weights_only)."""
     buf = io.BytesIO()
@@ -106,11 +120,17 @@ def train(
     """Train, evaluate on the test split and publish a run folder (rank 0 only under torchrun)."""
     device = resolve_device(cfg.train.device)
     ctx = init_from_env(device.type)
+    created = not Path(output_dir).exists()
     try:
         staging = final = None
         if ctx.is_main:
             staging, final = runfiles.staging_dir(output_dir, config_name)
         return _train(cfg, device, ctx, staging, final, None)
+    except BaseException:
+        if created and ctx.is_main:  # a failed first run leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                Path(output_dir).rmdir()  # fails (and is kept) when it holds a checkpoint
+        raise
     finally:
         shutdown(ctx)
 
@@ -143,7 +163,8 @@ def _train(
 ) -> TrainResult:
     """Prepare data, fit (or continue fitting) and, on rank 0, publish the run folder."""
     try:
-        result = _fit_and_publish(cfg, device, ctx, staging, final, resume_from)
+        with _sigterm_as_ctrl_c():
+            result = _fit_and_publish(cfg, device, ctx, staging, final, resume_from)
     except BaseException:
         if staging is not None and not (staging / CHECKPOINT).exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -166,21 +187,22 @@ def _fit_and_publish(
     if cfg.train.num_threads is not None:
         torch.set_num_threads(cfg.train.num_threads)
     set_seed(cfg.train.seed)
-    path = ensure_data(cfg.data, progress=ctx.is_main)
+    # Each node's first process fetches what is missing (data, stopwords); the others wait.
+    path = local_rank_zero_first(ctx, lambda: ensure_data(cfg.data, progress=ctx.is_main))
     tok = cfg.tokenizer
     if resume_from is None:
-        preprocessor = Preprocessor.from_config(cfg.preprocess)
+        preprocessor = local_rank_zero_first(ctx, lambda: Preprocessor.from_config(cfg.preprocess))
         splits = prepare(cfg, path, preprocessor)
         tokenizer = Tokenizer(tok.level, tok.num_tokens, tok.min_freq).fit(splits.train["clean"])
         labels = LabelEncoder().fit(splits.train["label"])
     else:
         preprocessor, tokenizer, labels = runfiles.load_encoders(resume_from, cfg)
         splits = prepare(cfg, path, preprocessor)
-    train_ds, val_ds, test_ds = (
-        _dataset(f, tokenizer, labels, tok.max_seq_len)
+    train_ds, val_ds, test_ds = (  # held on the device: batches are gathered there, no copies
+        _dataset(f, tokenizer, labels, tok.max_seq_len).to(device)
         for f in (splits.train, splits.val, splits.test)
     )
-    loader_args = dict(rank=ctx.rank, world_size=ctx.world_size, pin_memory=device.type == "cuda")
+    loader_args = dict(rank=ctx.rank, world_size=ctx.world_size)
     train_loader = make_loader(
         train_ds,
         cfg.train.batch_size,

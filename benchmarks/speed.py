@@ -1,0 +1,553 @@
+"""Speed benchmark: training throughput and epoch time, the data pipeline's share of an epoch,
+padding with and without length bucketing, peak memory, batch prediction and start-up times.
+
+The corpus is the shared AG News titles resampled with replacement to --rows rows (fixed seed),
+written to a temporary folder and labelled "resampled" in the results. Every figure is the
+median of several runs made by this one invocation; each records the machine it ran on. Runs
+of a subset (--only, or --device cuda on a GPU machine) are merged into the existing results;
+GPU figures are kept apart from CPU ones (keys and labels prefixed with the device).
+
+    NLTK_DATA=... python benchmarks/speed.py               # everything, on the CPU
+    python benchmarks/speed.py --only startup --repeats 5  # one section
+    python benchmarks/speed.py --device cuda               # training on the GPU, with utilisation
+
+Timings are only meaningful on a quiet machine: the load average is recorded with each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from attnclf import run as runfiles  # noqa: E402
+from attnclf.batching import make_loader, padding_fraction  # noqa: E402
+from attnclf.config import ModelConfig, load_config  # noqa: E402
+from attnclf.jsonio import read_json, write_json, write_text_atomic  # noqa: E402
+from attnclf.model import AttentionClassifier  # noqa: E402
+from attnclf.prepare import prepare  # noqa: E402
+from attnclf.train import _class_weights, _dataset  # noqa: E402
+from attnclf.trainer import Trainer  # noqa: E402
+
+CONFIG = ROOT / "configs" / "default.yaml"
+SECTIONS = ("train", "predict", "startup")
+SEED = 1234
+PREDICT_TITLES = 100_000
+SAMPLE_TITLE = "Stocks rally as oil prices fall and tech shares climb"
+# Targets for the 2-core CPU machine the project is measured on (GPU figures have none).
+TARGETS: dict[str, tuple[str, float]] = {
+    "epoch_seconds": ("<=", 30.0),
+    "pipeline_share": ("<", 0.10),
+    "predict_titles_per_second": (">=", 5000.0),
+    "help_seconds": ("<", 0.3),
+    "cold_predict_seconds": ("<", 2.5),
+    "train_peak_rss_gb": ("<", 1.5),
+}
+
+
+@dataclass
+class Figure:
+    """One measured quantity: its runs, and the median that is reported."""
+
+    label: str
+    unit: str
+    runs: list[float]
+    note: str = ""
+
+    @property
+    def value(self) -> float:
+        """The median of the runs."""
+        return statistics.median(self.runs)
+
+
+@dataclass
+class Bench:
+    """What this invocation measures, where, and the figures found so far."""
+
+    args: argparse.Namespace
+    tmp: Path
+    device: str
+    figures: dict[str, Figure] = field(default_factory=dict)
+    run_dir: Path | None = None
+    corpus: Path | None = None
+
+    def add(self, key: str, label: str, unit: str, runs: list[float], note: str = "") -> None:
+        """Record a figure (under a device prefix off the CPU) and print it as it comes."""
+        if self.device != "cpu":
+            key, label = f"{self.device}_{key}", f"[{self.device}] {label}"
+        self.figures[key] = Figure(label, unit, runs, note)
+        print(f"  {label}: {_fmt(statistics.median(runs), unit)}  (runs: {len(runs)})", flush=True)
+
+
+@dataclass
+class ChildResult:
+    """A finished subprocess: wall time, peak resident memory and what it printed."""
+
+    seconds: float
+    max_rss_bytes: int
+    stdout: str
+
+
+def child_env() -> dict[str, str]:
+    """The environment for `python -m attnclf` children: this checkout first on the path."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def run_child(args: list[str], tmp: Path) -> ChildResult:
+    """Run a command to completion, with its wall time and its own peak RSS.
+
+    The RSS comes from wait4 for this child alone; RUSAGE_CHILDREN would give the largest of
+    all children waited for so far.
+    """
+    out_path, err_path = tmp / "child.out", tmp / "child.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=out, stderr=err, env=child_env(), cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = err_path.read_text(errors="replace")[-2000:]
+        raise SystemExit(f"failed ({proc.returncode}): {shlex.join(args)}\n{tail}")
+    # ru_maxrss is in kilobytes on Linux, bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return ChildResult(seconds, usage.ru_maxrss * scale, out_path.read_text(errors="replace"))
+
+
+def attnclf(*args: str) -> list[str]:
+    """The command line of `python -m attnclf ARGS`."""
+    return [sys.executable, "-m", "attnclf", *args]
+
+
+def resample(source: Path, rows: int, seed: int, dest: Path) -> Path:
+    """`rows` rows drawn with replacement from `source` (fixed seed), as a CSV at `dest`."""
+    import pandas as pd
+
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    frame.sample(n=rows, replace=True, random_state=seed).to_csv(dest, index=False)
+    return dest
+
+
+def train_args(b: Bench, epochs: int) -> list[str]:
+    """`attnclf train` on the resampled corpus with the benchmark's config and device."""
+    sets = [f"data.path={b.corpus}", f"train.epochs={epochs}", "train.patience=1000"]
+    sets.append(f"train.device={b.device}")
+    return attnclf(
+        "train",
+        "-c",
+        str(b.args.config),
+        "-o",
+        str(b.tmp / "runs"),
+        *itertools.chain.from_iterable(("--set", s) for s in sets),
+    )
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timer stops when the work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds that `fn` takes, including the device work it queued."""
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def bench_train(b: Bench) -> None:
+    """End-to-end CLI training runs, then the in-process breakdown of one epoch."""
+    repeats = b.args.repeats
+    print(f"training: {repeats} x `attnclf train` (2 epochs) on {b.args.rows:,} rows", flush=True)
+    epoch, first, wall, rss = [], [], [], []
+    for _ in range(repeats):
+        child = run_child(train_args(b, epochs=2), b.tmp)
+        b.run_dir = (b.tmp / "runs" / runfiles.LATEST).resolve()
+        history = read_json(b.run_dir / runfiles.HISTORY)
+        first.append(history[0]["seconds"])
+        epoch.append(history[1]["seconds"])
+        wall.append(child.seconds)
+        rss.append(child.max_rss_bytes / 1e9)
+    b.add(
+        "epoch_seconds",
+        "epoch, steady state (train + validation pass; `attnclf train`, epoch 2)",
+        "s",
+        epoch,
+    )
+    b.add("first_epoch_seconds", "first epoch (`attnclf train`, epoch 1)", "s", first)
+    b.add("train_wall_seconds", "whole `attnclf train` run, 2 epochs + test", "s", wall)
+    b.add("train_peak_rss_gb", "peak resident memory of `attnclf train`", "GB", rss)
+    breakdown(b)
+
+
+def breakdown(b: Bench) -> None:
+    """Time the loader alone, a train pass and a validation pass in-process, and measure padding.
+
+    The datasets are built with the run's own encoders, on the device, as `attnclf train` does.
+    """
+    assert b.run_dir is not None and b.corpus is not None
+    cfg = load_config(b.args.config, [f"data.path={b.corpus}", f"train.device={b.device}"])
+    device = torch.device(b.device)
+    if cfg.train.num_threads is not None:
+        torch.set_num_threads(cfg.train.num_threads)
+    preprocessor, tokenizer, labels = runfiles.load_encoders(b.run_dir, cfg)
+    splits = prepare(cfg, b.corpus, preprocessor)
+    train_ds, val_ds = (
+        _dataset(f, tokenizer, labels, cfg.tokenizer.max_seq_len).to(device)
+        for f in (splits.train, splits.val)
+    )
+    t = cfg.train
+    loader = make_loader(train_ds, t.batch_size, shuffle=True, bucket=t.bucketing, seed=t.seed)
+    val_loader = make_loader(val_ds, t.eval_batch_size, shuffle=False, bucket=True)
+    model = AttentionClassifier(len(tokenizer), len(labels), cfg.model)
+    weights = _class_weights(cfg, train_ds.labels, len(labels))
+    trainer = Trainer(model, t, device, len(labels), weights)
+    trainer.train_epoch(list(itertools.islice(loader, 20)))  # warm-up: allocator, kernels
+    n, threads = len(train_ds), torch.get_num_threads()
+    compare_threads = device.type == "cpu" and threads > 1
+    print(f"breakdown: {b.args.repeats} epoch(s) over {n:,} training titles in-process")
+    load, passes, single, val, padded, unpadded = [], [], [], [], [], []
+    for r in range(1, b.args.repeats + 1):
+        loader.batch_sampler.set_epoch(r)
+        load.append(_timed(lambda: sum(1 for _ in loader), device))
+        passes.append(_timed(lambda: trainer.train_epoch(loader), device))
+        if compare_threads:  # OpenMP threads spin-wait: a busy machine favours one thread
+            torch.set_num_threads(1)
+            single.append(_timed(lambda: trainer.train_epoch(loader), device))
+            torch.set_num_threads(threads)
+        val.append(_timed(lambda: trainer.evaluate(val_loader), device))
+        for bucket, out in ((True, padded), (False, unpadded)):
+            plain = make_loader(train_ds, t.batch_size, shuffle=True, bucket=bucket, seed=t.seed)
+            plain.batch_sampler.set_epoch(r)
+            out.append(padding_fraction(plain))
+    b.add("train_pass_seconds", f"train pass over {n:,} titles, {threads} thread(s)", "s", passes)
+    if compare_threads:
+        b.add("train_pass_seconds_1_thread", f"train pass over {n:,} titles, 1 thread", "s", single)
+    b.add("train_samples_per_second", "training throughput", "samples/s", [n / s for s in passes])
+    b.add("validation_seconds", f"validation pass over {len(val_ds):,} titles", "s", val)
+    b.add("loader_seconds", "the train loader alone, one epoch", "s", load)
+    b.add(
+        "pipeline_share",
+        "data pipeline share of a train pass (loader alone / train pass)",
+        "fraction",
+        [a / p for a, p in zip(load, passes, strict=True)],
+    )
+    b.add("padding_bucketed", "padded positions, length-bucketed batches", "fraction", padded)
+    b.add("padding_unbucketed", "padded positions, batches in random order", "fraction", unpadded)
+    if device.type == "cuda":
+        gpu_utilisation(b, cfg.model, len(labels), train_ds.lengths, passes, n)
+
+
+def ensure_run(b: Bench) -> Path:
+    """A trained run of the benchmark config: the training section's, or a 1-epoch one."""
+    if b.run_dir is None:
+        print("training a 1-epoch run to predict with (not timed)", flush=True)
+        run_child(train_args(b, epochs=1), b.tmp)
+        b.run_dir = (b.tmp / "runs" / runfiles.LATEST).resolve()
+    return b.run_dir
+
+
+def bench_predict(b: Bench) -> None:
+    """`attnclf predict --file` over PREDICT_TITLES resampled titles, JSON lines out."""
+    run = ensure_run(b)
+    titles = resample(b.args.data, b.args.predict_titles, SEED + 1, b.tmp / "predict.csv")
+    n = b.args.predict_titles
+    print(f"prediction: {b.args.repeats} x `attnclf predict --file` on {n:,} titles", flush=True)
+    command = attnclf("predict", "--run", str(run), "--file", str(titles), "--format", "json")
+    children = [run_child(command, b.tmp) for _ in range(b.args.repeats)]
+    assert children[-1].stdout.count("\n") == n, "one JSON line per title"
+    b.add(
+        "predict_titles_per_second",
+        f"batch prediction, {n:,} titles end to end (start-up included)",
+        "titles/s",
+        [n / c.seconds for c in children],
+    )
+    b.add(
+        "predict_peak_rss_gb",
+        "peak resident memory of `attnclf predict --file`",
+        "GB",
+        [c.max_rss_bytes / 1e9 for c in children],
+    )
+
+
+def bench_startup(b: Bench) -> None:
+    """Wall time of `--help`, of a cold single prediction and of `import torch` alone."""
+    run = ensure_run(b)
+    repeats = max(b.args.repeats, 5)  # cheap: more runs steady the median
+    print(f"start-up: {repeats} runs each", flush=True)
+    commands = {
+        "help_seconds": ("`attnclf --help`", attnclf("--help")),
+        "cold_predict_seconds": (
+            "cold `attnclf predict` of one title",
+            attnclf("predict", "--run", str(run), SAMPLE_TITLE),
+        ),
+        "import_torch_seconds": (
+            "`python -c 'import torch'` (reference)",
+            [sys.executable, "-c", "import torch"],
+        ),
+    }
+    for key, (label, command) in commands.items():
+        b.add(key, label, "s", [run_child(command, b.tmp).seconds for _ in range(repeats)])
+
+
+def rnn_flops_per_token(m: ModelConfig) -> float:
+    """Forward matmul FLOPs per token of the RNN stack (2 per multiply-add)."""
+    gates = {"rnn": 1, "gru": 3, "lstm": 4}[m.cell]
+    directions = 2 if m.bidirectional else 1
+    total, width = 0.0, m.embedding_dim
+    for _ in range(m.num_layers):
+        total += directions * 2 * gates * m.rnn_hidden_dim * (width + m.rnn_hidden_dim)
+        width = directions * m.rnn_hidden_dim
+    return total
+
+
+def forward_flops_per_sample(m: ModelConfig, num_classes: int, tokens: float) -> float:
+    """Forward matmul FLOPs for one text of `tokens` tokens: RNN, attention, pooling, head."""
+    out = m.rnn_hidden_dim * (2 if m.bidirectional else 1)
+    attention = (
+        2 * out if m.attention == "linear" else 2 * out * m.attention_dim + 2 * m.attention_dim
+    )
+    pooling = 2 * out  # the attention-weighted sum of RNN outputs
+    bag = m.embedding_dim if m.ngram_buckets > 0 else 0
+    head = 2 * (out + bag) * m.hidden_dim + 2 * m.hidden_dim * num_classes
+    return tokens * (rnn_flops_per_token(m) + attention + pooling) + head
+
+
+def matmul_peak(device: torch.device, size: int = 8192, iters: int = 20) -> float:
+    """Measured dense bf16 matmul throughput of `device`, in FLOP/s (best of 3)."""
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    torch.matmul(a, b)
+    best = min(_timed(lambda: [torch.matmul(a, b) for _ in range(iters)], device) for _ in range(3))
+    return 2 * size**3 * iters / best
+
+
+def gpu_utilisation(
+    b: Bench,
+    m: ModelConfig,
+    num_classes: int,
+    lengths: torch.Tensor,
+    passes: list[float],
+    n: int,
+) -> None:
+    """Model FLOP/s of the train passes against the device's measured bf16 matmul peak."""
+    tokens = float(lengths.clamp(min=1).float().mean())  # packed: padding costs no RNN FLOPs
+    per_sample = 3 * forward_flops_per_sample(m, num_classes, tokens)  # backward ~ 2x forward
+    peak = matmul_peak(torch.device(b.device))
+    achieved = [n * per_sample / s for s in passes]
+    note = (
+        f"{per_sample / 1e6:.2f} MFLOP per training sample ({tokens:.1f} tokens, forward x 3); "
+        f"bf16 matmul peak measured at {peak / 1e12:.0f} TFLOP/s. The RNN is the limit: each "
+        f"time step waits for the previous one, so a batch runs as ~max-length tiny "
+        f"[batch x {m.rnn_hidden_dim}] x [{m.rnn_hidden_dim} x {m.rnn_hidden_dim}] matmuls "
+        f"that fill few SMs, and kernel launches, not arithmetic, set the pace."
+    )
+    b.add(
+        "model_tflops",
+        "model FLOP/s achieved in training",
+        "TFLOP/s",
+        [a / 1e12 for a in achieved],
+    )
+    b.add(
+        "utilisation",
+        "model FLOP/s / measured bf16 matmul peak",
+        "fraction",
+        [a / peak for a in achieved],
+        note,
+    )
+
+
+# --- machine and report -----------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, where the OS tells it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: str, argv: list[str], load_before: list[float]) -> dict:
+    """Where and how this invocation ran."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": usable,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "command": shlex.join(argv),
+    }
+
+
+def _fmt(value: float, unit: str) -> str:
+    """A figure with sensible precision."""
+    if unit == "fraction":
+        return f"{value:.1%}"
+    if unit in ("samples/s", "titles/s"):
+        return f"{value:,.0f} {unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _target(key: str, value: float, unit: str) -> tuple[str, str]:
+    """The target of a figure as text, and whether it is met (empty when it has none)."""
+    if key not in TARGETS:
+        return "", ""
+    op, limit = TARGETS[key]
+    met = {"<": value < limit, "<=": value <= limit, ">=": value >= limit}[op]
+    return f"{op} {_fmt(limit, unit)}", "yes" if met else "no"
+
+
+def merge(out: Path, b: Bench, info: dict, corpus: dict) -> dict:
+    """This invocation's figures over those of earlier ones (each keeps its own machine)."""
+    path = out / "speed.json"
+    old = read_json(path) if path.is_file() else {"machines": {}, "figures": {}}
+    mid = f"m{info['date'].replace('-', '').replace(':', '')[:15]}-{b.device}"
+    figures = dict(old.get("figures", {}))
+    for key, f in b.figures.items():
+        target, met = _target(key, f.value, f.unit)
+        figures[key] = {
+            "label": f.label,
+            "value": f.value,
+            "unit": f.unit,
+            "runs": f.runs,
+            "target": target,
+            "met": met,
+            "note": f.note,
+            "machine": mid,
+        }
+    machines = {**old.get("machines", {}), mid: {**info, "corpus": corpus}}
+    used = {f["machine"] for f in figures.values()}
+    return {"machines": {k: v for k, v in machines.items() if k in used}, "figures": figures}
+
+
+def markdown(report: dict) -> str:
+    """The results as a markdown table, with the machines they were measured on."""
+    lines = [
+        "# Speed benchmark",
+        "",
+        "Written by `benchmarks/speed.py` (`make bench`). Each value is the median of the runs",
+        "shown; targets are for the 2-core CPU machine. Timings from a loaded machine (see its",
+        "load average) are not comparable.",
+        "",
+        "| figure | median | runs | target | met | machine |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in report["figures"].values():
+        runs = ", ".join(_fmt(r, f["unit"]).split(" ")[0] for r in f["runs"])
+        lines.append(
+            f"| {f['label']} | {_fmt(f['value'], f['unit'])} | {runs} | {f['target']} | "
+            f"{f['met']} | {f['machine']} |"
+        )
+    notes = [f"- {f['label']}: {f['note']}" for f in report["figures"].values() if f["note"]]
+    if notes:
+        lines += ["", "## Notes", "", *notes]
+    lines += ["", "## Machines", ""]
+    for mid, m in report["machines"].items():
+        c = m["corpus"]
+        lines += [
+            f"**{mid}**: {m['date']}; {m['platform']}; Python {m['python']}; {m['cpu']} "
+            f"({m['usable_cpus']} of {m['cpu_count']} CPUs usable); torch {m['torch']} "
+            f"({m['torch_threads']} threads); device {m['device']}; load average "
+            f"{m['load_average_before']} before, {m['load_average_after']} after.  ",
+            f"Corpus: {c['rows']:,} rows {c['kind']} from `{c['source']}` (seed {c['seed']}).  ",
+            f"Command: `{m['command']}`",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "ag_news_titles_10k.csv",
+        help="labelled CSV (title,category) to resample the corpus from",
+    )
+    p.add_argument("--rows", type=int, default=120_000, help="rows of the resampled corpus")
+    p.add_argument("--repeats", type=int, default=3, help="runs per figure (median reported)")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    p.add_argument(
+        "--only",
+        default=None,
+        help=f"comma-separated sections among {', '.join(SECTIONS)} (default: all on the CPU; "
+        f"train with --device cuda, as prediction runs on the CPU)",
+    )
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--config", type=Path, default=CONFIG)
+    p.add_argument("--predict-titles", type=int, default=PREDICT_TITLES)
+    args = p.parse_args(argv)
+    args.data, args.out, args.config = (x.resolve() for x in (args.data, args.out, args.config))
+    default = SECTIONS if args.device == "cpu" else ("train",)
+    args.only = args.only.split(",") if args.only else list(default)
+    unknown = set(args.only) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {SECTIONS}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda needs a CUDA device, and none is available")
+    if not args.data.is_file():
+        p.error(f"data file not found: {args.data} (pass --data)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen sections and write speed.json and speed.md atomically."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    sections: dict[str, Callable[[Bench], None]] = {
+        "train": bench_train,
+        "predict": bench_predict,
+        "startup": bench_startup,
+    }
+    with tempfile.TemporaryDirectory(prefix="attnclf-speed-") as tmp:
+        b = Bench(args, Path(tmp), args.device)
+        b.corpus = resample(args.data, args.rows, SEED, b.tmp / "corpus.csv")
+        for name in args.only:
+            sections[name](b)
+    corpus = {"rows": args.rows, "kind": "resampled", "source": str(args.data), "seed": SEED}
+    info = machine(
+        args.device, [Path(sys.executable).name, "benchmarks/speed.py", *argv], load_before
+    )
+    report = merge(args.out, b, info, corpus)
+    write_json(args.out / "speed.json", report)
+    write_text_atomic(args.out / "speed.md", markdown(report) + "\n")
+    print(f"wrote {args.out / 'speed.json'} and {args.out / 'speed.md'}")
+
+
+if __name__ == "__main__":
+    main()

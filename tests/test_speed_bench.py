@@ -1,0 +1,113 @@
+"""benchmarks/speed.py: its FLOP count, how results merge, and one tiny end-to-end run.
+
+No timing is asserted anywhere: only that the figures exist and are well formed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from attnclf.config import ModelConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def speed():
+    """The benchmark script, imported as a module."""
+    spec = importlib.util.spec_from_file_location("speed", ROOT / "benchmarks" / "speed.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["speed"] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flops_of_the_default_architecture_by_hand(speed) -> None:
+    m = ModelConfig(embedding_dim=100, rnn_hidden_dim=128, attention_dim=64, hidden_dim=100)
+    gru = 2 * 2 * 3 * 128 * (100 + 128)  # directions x FLOPs per MAC x gates x H x (E + H)
+    attention = 2 * 256 * 64 + 2 * 64
+    head = 2 * 256 * 100 + 2 * 100 * 4
+    assert speed.rnn_flops_per_token(m) == gru
+    assert speed.forward_flops_per_sample(m, 4, 10.0) == 10 * (gru + attention + 2 * 256) + head
+
+
+def test_a_second_layer_reads_both_directions(speed) -> None:
+    one = ModelConfig(cell="lstm", embedding_dim=8, rnn_hidden_dim=4, num_layers=1)
+    two = ModelConfig(cell="lstm", embedding_dim=8, rnn_hidden_dim=4, num_layers=2)
+    assert speed.rnn_flops_per_token(two) - speed.rnn_flops_per_token(one) == 2 * 2 * 4 * 4 * 12
+
+
+def test_merge_keeps_earlier_figures_with_their_machine(speed, tmp_path: Path) -> None:
+    (tmp_path / "speed.json").write_text(
+        json.dumps(
+            {
+                "machines": {"old-gpu": {"device": "H100"}, "old-cpu": {"device": "cpu"}},
+                "figures": {
+                    "gpu_utilisation": {"value": 0.01, "machine": "old-gpu"},
+                    "help_seconds": {"value": 9.0, "machine": "old-cpu"},
+                },
+            }
+        )
+    )
+    b = SimpleNamespace(device="cpu", figures={"help_seconds": speed.Figure("help", "s", [0.2])})
+    report = speed.merge(tmp_path, b, {"date": "2026-01-02T03:04:05+00:00"}, {"rows": 10})
+    new = report["figures"]["help_seconds"]
+    assert new["value"] == 0.2 and new["target"] == "< 0.3 s" and new["met"] == "yes"
+    assert report["figures"]["gpu_utilisation"]["machine"] == "old-gpu"
+    assert set(report["machines"]) == {"old-gpu", new["machine"]}  # old-cpu no longer used
+    assert report["machines"][new["machine"]]["corpus"] == {"rows": 10}
+    assert "| help | 0.2 s |" in speed.markdown(
+        {**report, "machines": {}, "figures": {"help_seconds": new}}
+    )
+
+
+def test_prediction_section_end_to_end(speed, tmp_path: Path) -> None:
+    rng = random.Random(0)
+    words = {"World": "minister troops", "Sports": "tennis goal", "Business": "stocks profit"}
+    rows = ["title,category"] + [
+        f"{rng.choice(w.split())} {rng.choice(['new', 'says', 'week'])} {i},{label}"
+        for i in range(60)
+        for label, w in words.items()
+    ]
+    data = tmp_path / "titles.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "results"
+    args = ["--data", str(data), "--rows", "300", "--repeats", "1", "--only", "predict"]
+    args += [
+        "--predict-titles",
+        "200",
+        "--out",
+        str(out),
+        "--config",
+        str(ROOT / "configs" / "smoke.yaml"),
+    ]
+    speed.main(args)
+    report = json.loads((out / "speed.json").read_text())
+    rate = report["figures"]["predict_titles_per_second"]
+    assert rate["value"] > 0 and rate["unit"] == "titles/s" and len(rate["runs"]) == 1
+    machine = report["machines"][rate["machine"]]
+    assert machine["corpus"]["kind"] == "resampled" and machine["corpus"]["rows"] == 300
+    assert machine["torch"] and machine["cpu_count"] and "speed.py" in machine["command"]
+    table = (out / "speed.md").read_text()
+    assert "batch prediction, 200 titles" in table and "## Machines" in table
+
+
+def test_utilisation_figures_are_kept_apart_under_the_device(speed, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(speed, "matmul_peak", lambda device: 1e15)
+    b = speed.Bench(SimpleNamespace(), tmp_path, "cuda")
+    m = ModelConfig()
+    speed.gpu_utilisation(b, m, 4, torch.tensor([0, 3, 8]), passes=[2.0, 4.0, 3.0], n=3000)
+    per_sample = 3 * speed.forward_flops_per_sample(m, 4, 4.0)  # an empty text counts 1 token
+    util = b.figures["cuda_utilisation"]
+    assert util.label.startswith("[cuda] ") and "time step waits" in util.note
+    assert util.value == pytest.approx(3000 * per_sample / 3.0 / 1e15)
+    assert b.figures["cuda_model_tflops"].value == pytest.approx(3000 * per_sample / 3.0 / 1e12)
+    assert "utilisation" not in b.figures  # never mixed with CPU figures
