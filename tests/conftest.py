@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,10 +42,24 @@ def news_titles(label: str, n: int = 12) -> list[str]:
     return [f"{w[i % 6].title()} {w[(i + 1) % 6]} news {w[(i + 2) % 6]} {i}" for i in range(n)]
 
 
-def write_news_csv(path: Path) -> Path:
-    """Write a small made-up CSV in Made-With-ML's news.csv layout, 4 classes x 12 rows."""
+def write_news_csv(path: Path, per_class: int = 12) -> Path:
+    """Write a small made-up CSV in Made-With-ML's news.csv layout, 4 classes x `per_class`."""
     rows = ["title,category"]
-    rows += [f'"{title}",{label}' for label in TOPICS for title in news_titles(label)]
+    rows += [f'"{title}",{label}' for label in TOPICS for title in news_titles(label, per_class)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def write_topic_csv(path: Path, per_class: int = 60, seed: int = 0) -> Path:
+    """Like `write_news_csv`, but each title mixes 2 topic words with 3 shared noise words."""
+    rng = random.Random(seed)
+    noise = ["week", "report", "new", "plan", "talks", "says", "first", "year"]
+    rows = ["title,category"]
+    for label, words in TOPICS.items():
+        for _ in range(per_class):
+            title = rng.sample(words.split(), 2) + rng.sample(noise, 3)
+            rng.shuffle(title)
+            rows.append(f"{' '.join(title)},{label}")
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
 

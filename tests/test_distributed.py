@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import write_topic_csv
 
 from attnclf import distributed
 from attnclf.config import load_config
@@ -19,27 +19,7 @@ from attnclf.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
-WORDS = {
-    "World": "minister election parliament troops ceasefire embassy",
-    "Sports": "tennis match goal league coach tournament",
-    "Business": "stocks profit shares market earnings merger",
-    "Sci/Tech": "software internet chip space nasa computer",
-}
 SETTINGS = ["train.epochs=2", "train.patience=5", "train.num_threads=1", "train.batch_size=16"]
-
-
-def topic_csv(path: Path, per_class: int = 80) -> Path:
-    """`per_class` made-up titles per topic: two topic words among three shared words."""
-    rng = random.Random(0)
-    shared = ["week", "report", "new", "plan", "talks", "says", "first", "year"]
-    rows = ["title,category"]
-    for label, words in WORDS.items():
-        for _ in range(per_class):
-            title = rng.sample(words.split(), 2) + rng.sample(shared, 3)
-            rng.shuffle(title)
-            rows.append(f"{' '.join(title)},{label}")
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
 
 
 def torchrun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -57,7 +37,7 @@ def torchrun(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
 
 
 def test_torchrun_two_processes_match_a_single_process(tmp_path: Path) -> None:
-    data = topic_csv(tmp_path / "news.csv")
+    data = write_topic_csv(tmp_path / "news.csv", per_class=80)
     result = torchrun(tmp_path, f"data.path={data}", *SETTINGS)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("run folder:") == 1  # only rank 0 reports

@@ -7,7 +7,8 @@ import itertools
 import pytest
 import torch
 
-from attnclf.config import ModelConfig
+from attnclf.config import ModelConfig, from_dict
+from attnclf.errors import UserError
 from attnclf.model import AttentionClassifier, hash_ngrams
 
 VOCAB, CLASSES = 50, 4
@@ -34,9 +35,12 @@ def tiny(**overrides: object) -> ModelConfig:
 
 
 def make_model(**overrides: object) -> AttentionClassifier:
-    """A freshly seeded tiny model in eval mode."""
+    """A freshly seeded tiny model in eval mode (n-gram table randomised: it starts at zeros)."""
     torch.manual_seed(0)
-    return AttentionClassifier(VOCAB, CLASSES, tiny(**overrides)).eval()
+    model = AttentionClassifier(VOCAB, CLASSES, tiny(**overrides)).eval()
+    if model.ngram_embedding is not None:
+        torch.nn.init.normal_(model.ngram_embedding.weight)
+    return model
 
 
 def batch(lengths: list[int], total: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +148,19 @@ def test_gradients_reach_embeddings(buckets: int) -> None:
         assert model.ngram_embedding is not None
         assert model.ngram_embedding.weight.grad is not None
         assert model.ngram_embedding.weight.grad.abs().sum() > 0
+
+
+def test_embedding_init_std_and_zero_ngram_table() -> None:
+    torch.manual_seed(0)
+    plain = AttentionClassifier(VOCAB, CLASSES, tiny(ngram_buckets=16))
+    torch.manual_seed(0)
+    small = AttentionClassifier(VOCAB, CLASSES, tiny(ngram_buckets=16, embedding_init_std=0.1))
+    torch.testing.assert_close(small.embedding.weight, plain.embedding.weight * 0.1)
+    assert torch.all(small.embedding.weight[0] == 0)  # padding row
+    assert small.ngram_embedding is not None and torch.all(small.ngram_embedding.weight == 0)
+    torch.testing.assert_close(small.fc1.weight, plain.fc1.weight)  # same draws elsewhere
+    with pytest.raises(UserError, match="embedding_init_std"):
+        from_dict({"model": {"embedding_init_std": 0}})
 
 
 @pytest.mark.gpu

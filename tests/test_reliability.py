@@ -22,6 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import write_news_csv
 
 from attnclf import jsonio
 from attnclf.config import load_config
@@ -33,25 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
 BASE = ["data.url=null", "train.epochs=2", "train.num_threads=1", "train.batch_size=8"]
 EMPTY = "the text is empty after preprocessing"
-TOPICS = {
-    "World": "minister election parliament troops ceasefire embassy",
-    "Sports": "tennis match goal league coach tournament",
-    "Business": "stocks profit shares market earnings merger",
-    "Sci/Tech": "software internet chip space nasa computer",
-}
-
-
-def write_titles(path: Path, per_class: int = 12) -> Path:
-    """A small made-up CSV in Made-With-ML's news.csv layout (title,category)."""
-    rows = ["title,category"]
-    for label, words in TOPICS.items():
-        w = words.split()
-        rows += [
-            f"{w[i % 6].title()} {w[(i + 1) % 6]} news {w[(i + 2) % 6]} {i},{label}"
-            for i in range(per_class)
-        ]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
 
 
 def base_sets(data: Path, *extra: str) -> list[str]:
@@ -119,7 +101,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     """The module's data and runs: `good`, its `twin` (same config, audited), `other` vocab."""
     sys.addaudithook(_audit)  # hooks cannot be removed; it is idle unless `root` is set
     tmp = tmp_path_factory.mktemp("reliability")
-    data = write_titles(tmp / "news.csv")
+    data = write_news_csv(tmp / "news.csv")
 
     def cfg(*extra: str):
         return load_config(SMOKE, [f"data.path={data}", *BASE, *extra])

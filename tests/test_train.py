@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import TOPICS, write_topic_csv
 
 from attnclf import run as runfiles
 from attnclf.batching import TextDataset, make_loader
@@ -20,26 +20,6 @@ from attnclf.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
-TOPICS = {
-    "World": "minister election parliament troops ceasefire embassy rebels summit",
-    "Sports": "tennis match goal league coach tournament striker season",
-    "Business": "stocks profit shares market earnings merger investors bank",
-    "Sci/Tech": "software internet chip space nasa computer browser robot",
-}
-
-
-def synthetic_csv(path: Path, per_class: int = 60, seed: int = 0) -> Path:
-    """Titles built from topic words plus shared noise words, in the news.csv layout."""
-    rng = random.Random(seed)
-    noise = ["week", "report", "new", "plan", "talks", "says", "first", "year"]
-    rows = ["title,category"]
-    for label, words in TOPICS.items():
-        for _ in range(per_class):
-            title = rng.sample(words.split(), 2) + rng.sample(noise, 3)
-            rng.shuffle(title)
-            rows.append(f"{' '.join(title)},{label}")
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
 
 
 def smoke(data: Path, *extra: str):
@@ -50,7 +30,7 @@ def smoke(data: Path, *extra: str):
 @pytest.fixture(scope="module")
 def data_csv(tmp_path_factory) -> Path:
     """A 240-row synthetic dataset shared by this module's tests."""
-    return synthetic_csv(tmp_path_factory.mktemp("data") / "news.csv")
+    return write_topic_csv(tmp_path_factory.mktemp("data") / "news.csv")
 
 
 @pytest.fixture(scope="module")
