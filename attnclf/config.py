@@ -71,6 +71,9 @@ class ModelConfig:
 
     embedding_dim: int = field(default=100, metadata=_range(1))
     embedding_dropout: float = field(default=0.0, metadata=_range(0, 1))
+    # std of the word embeddings' normal init: 1.0 is PyTorch's (the lesson's); with ~0.1 the
+    # few Adam steps a rare word gets outweigh its random start
+    embedding_init_std: float = field(default=1.0, metadata=_range(0, lo_open=True))
     cell: Literal["rnn", "gru", "lstm"] = "gru"
     rnn_hidden_dim: int = field(default=128, metadata=_range(1))
     num_layers: int = field(default=1, metadata=_range(1))

@@ -52,6 +52,8 @@ class AttentionClassifier(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=0)
+        with torch.no_grad():  # N(0, 1) scaled to N(0, std^2): no extra draws from the RNG
+            self.embedding.weight.mul_(cfg.embedding_init_std)
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
         self.rnn = RNN_CELLS[cfg.cell](
             cfg.embedding_dim,
@@ -71,6 +73,8 @@ class AttentionClassifier(nn.Module):
         self.ngram_embedding = (
             nn.Embedding(cfg.ngram_buckets, cfg.embedding_dim) if cfg.ngram_buckets > 0 else None
         )
+        if self.ngram_embedding is not None:  # zeros: buckets never seen in training add nothing
+            nn.init.zeros_(self.ngram_embedding.weight)
         bag_dim = cfg.embedding_dim if self.ngram_embedding is not None else 0
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc1 = nn.Linear(out_dim + bag_dim, cfg.hidden_dim)
