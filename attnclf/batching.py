@@ -22,10 +22,17 @@ class Batch(NamedTuple):
 
 
 class TextDataset(Dataset):
-    """Token-id sequences (truncated to `max_len`) with their labels."""
+    """Token-id sequences (truncated to `max_len`) with their labels.
+
+    Batches are padded to their longest sequence, but to at least `pad_to` positions.
+    """
 
     def __init__(
-        self, sequences: Sequence[Sequence[int]], labels: Sequence[int], max_len: int
+        self,
+        sequences: Sequence[Sequence[int]],
+        labels: Sequence[int],
+        max_len: int,
+        pad_to: int | None = None,
     ) -> None:
         if len(sequences) != len(labels):
             raise ValueError("sequences and labels differ in length")
@@ -33,7 +40,8 @@ class TextDataset(Dataset):
         flat = chain.from_iterable(s[:max_len] for s in sequences)
         tokens = torch.from_numpy(np.fromiter(flat, dtype=np.int64, count=sum(lengths)))
         self.lengths = torch.tensor(lengths, dtype=torch.long)
-        self.ids = torch.zeros(len(sequences), max([1, *lengths]), dtype=torch.long)
+        self.pad_to = pad_to or 1
+        self.ids = torch.zeros(len(sequences), max([self.pad_to, *lengths]), dtype=torch.long)
         # One scatter in row-major order instead of a Python loop over rows.
         self.ids[torch.arange(self.ids.shape[1]) < self.lengths[:, None]] = tokens
         self.labels = torch.as_tensor(labels, dtype=torch.long)
@@ -51,10 +59,10 @@ class TextDataset(Dataset):
         return self.ids[index, : self.lengths[index]], self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> Batch:
-        """The samples at `indices`, padded to their own longest sequence (one tensor gather)."""
+        """The samples at `indices`, padded to their longest sequence or `pad_to` (one gather)."""
         index = torch.as_tensor(indices, dtype=torch.long)
         lengths = self.lengths[index]
-        width = max(1, int(lengths.max()))
+        width = max(self.pad_to, int(lengths.max()))
         rows = index.to(self.ids.device, non_blocking=True)
         return Batch(self.ids[rows, :width], lengths, self.labels[rows])
 

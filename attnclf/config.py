@@ -63,6 +63,9 @@ class TokenizerConfig:
     num_tokens: int | None = field(default=None, metadata=_range(1))
     min_freq: int = field(default=1, metadata=_range(1))
     max_seq_len: int = field(default=64, metadata=_range(1))
+    # pad every batch to at least this many positions (null: to its longest text); with
+    # model.pack_sequences false it fixes how far the RNN runs past each text's end
+    pad_to: int | None = field(default=None, metadata=_range(1))
 
 
 @dataclass
@@ -81,8 +84,14 @@ class ModelConfig:
     attention: Literal["linear", "additive"] = "additive"
     attention_dim: int = field(default=64, metadata=_range(1))
     mask_padding: bool = True
-    ngram_buckets: int = field(default=0, metadata=_range(0))
-    ngram_max_n: int = field(default=2, metadata=_range(1))
+    # false: the RNN also runs over the padding (the lesson's nn.RNN on padded batches), so
+    # outputs past a text's end depend on its padding: set tokenizer.pad_to to fix it
+    pack_sequences: bool = True
+    # probability that a token is replaced by <UNK> on the RNN path while training
+    word_dropout: float = field(default=0.0, metadata=_range(0, 1))
+    # linear path over word 1..n-grams added to the logits (0 turns it off)
+    wide_ngrams: int = field(default=0, metadata=_range(0))
+    wide_buckets: int = field(default=262_144, metadata=_range(1))  # hash buckets, 2..n-grams
     hidden_dim: int = field(default=100, metadata=_range(1))
     dropout: float = field(default=0.3, metadata=_range(0, 1))
 
@@ -95,6 +104,7 @@ class TrainConfig:
     batch_size: int = field(default=64, metadata=_range(1))
     eval_batch_size: int = field(default=512, metadata=_range(1))
     lr: float = field(default=1e-3, metadata=_range(0, lo_open=True))
+    wide_lr: float = field(default=0.02, metadata=_range(0, lo_open=True))  # wide path's lr
     weight_decay: float = field(default=0.0, metadata=_range(0))
     label_smoothing: float = field(default=0.0, metadata=_range(0, 1))
     patience: int = field(default=3, metadata=_range(1))

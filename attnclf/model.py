@@ -1,8 +1,14 @@
-"""RNN + attention text classifier, with an optional fastText-style bag of hashed n-grams.
+"""RNN + attention text classifier, with an optional linear "wide" path over word n-grams.
 
-Padding invariance: the RNN runs on packed sequences (so padding never enters its state,
-in either direction), the attention softmax gives padding exactly zero weight, and the
-n-gram bag averages only the unigrams and n-grams that lie inside each text's length.
+The deep path is embedding -> packed RNN -> attention -> MLP. The wide path (Wide & Deep,
+Cheng et al. 2016; the linear model of fastText) scores each text's words and hashed word
+2..n-grams with one weight per class and adds those scores to the deep path's logits: a
+linear bag of n-grams is what wins on few, short texts, the RNN adds what word order says.
+
+Padding invariance (with `pack_sequences`, the default; `mask_padding` for the attention):
+the RNN runs on packed sequences (so padding never enters its state,
+in either direction), the attention softmax gives padding exactly zero weight, and the wide
+path counts only the words and n-grams that lie inside each text's length.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from attnclf.config import ModelConfig
 
 RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+UNK_ID = 1  # the tokenizer's <UNK>; word dropout swaps tokens for it
 
 _HASH_PRIME = 2_147_483_647  # 2**31 - 1: keeps h * _HASH_MULT + id well inside int64
 _HASH_MULT = 1_000_003
@@ -70,15 +77,17 @@ class AttentionClassifier(nn.Module):
         else:
             self.attn_proj = nn.Sequential(nn.Linear(out_dim, cfg.attention_dim), nn.Tanh())
             self.attn_score = nn.Linear(cfg.attention_dim, 1, bias=False)
-        self.ngram_embedding = (
-            nn.Embedding(cfg.ngram_buckets, cfg.embedding_dim) if cfg.ngram_buckets > 0 else None
-        )
-        if self.ngram_embedding is not None:  # zeros: buckets never seen in training add nothing
-            nn.init.zeros_(self.ngram_embedding.weight)
-        bag_dim = cfg.embedding_dim if self.ngram_embedding is not None else 0
         self.dropout = nn.Dropout(cfg.dropout)
-        self.fc1 = nn.Linear(out_dim + bag_dim, cfg.hidden_dim)
+        self.fc1 = nn.Linear(out_dim, cfg.hidden_dim)
         self.fc2 = nn.Linear(cfg.hidden_dim, num_classes)
+        self.vocab_size = vocab_size
+        self.wide = (
+            nn.EmbeddingBag(vocab_size + cfg.wide_buckets, num_classes, mode="sum")
+            if cfg.wide_ngrams > 0
+            else None
+        )
+        if self.wide is not None:  # zeros: n-grams never seen in training add nothing
+            nn.init.zeros_(self.wide.weight)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Map token ids [B, L] and lengths [B] (any device) to logits [B, C] and weights [B, L]."""
@@ -87,8 +96,9 @@ class AttentionClassifier(nn.Module):
         dev_lengths = lengths.to(ids.device, non_blocking=True)
         mask = torch.arange(L, device=ids.device)[None, :] < dev_lengths[:, None]  # [B, L]
 
-        x = self.embedding_dropout(self.embedding(ids))  # [B, L, E]
-        out = run_packed(self.rnn, x, lengths.cpu())  # [B, L, H]
+        x = self.embedding_dropout(self.embedding(self._word_dropout(ids)))  # [B, L, E]
+        # [B, L, H]; unpacked (the lesson's way), the RNN keeps running over the padding
+        out = run_packed(self.rnn, x, lengths.cpu()) if self.cfg.pack_sequences else self.rnn(x)[0]
 
         scores = self.attn_score(self.attn_proj(out)).squeeze(-1).float()  # [B, L]
         if self.cfg.mask_padding:
@@ -96,22 +106,29 @@ class AttentionClassifier(nn.Module):
         attention = F.softmax(scores, dim=-1)
         context = torch.bmm(attention.unsqueeze(1).to(out.dtype), out).squeeze(1)  # [B, H]
 
-        if self.ngram_embedding is not None:
-            context = torch.cat([context, self._ngram_bag(ids, x, mask, dev_lengths)], dim=-1)
         z = F.relu(self.fc1(self.dropout(context)))
-        return self.fc2(self.dropout(z)), attention
+        logits = self.fc2(self.dropout(z))
+        if self.wide is not None:
+            logits = logits + self._wide_logits(ids, mask)
+        return logits, attention
 
-    def _ngram_bag(self, ids: Tensor, x: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
-        """Mean of the embeddings of each text's valid unigrams and hashed 2..n-grams [B, E]."""
-        assert self.ngram_embedding is not None
-        total = (x * mask.unsqueeze(-1).to(x.dtype)).sum(dim=1)  # [B, E]
-        count = lengths.to(x.dtype)
-        for n in range(2, self.cfg.ngram_max_n + 1):
+    def _word_dropout(self, ids: Tensor) -> Tensor:
+        """In training, each real token becomes <UNK> with probability `word_dropout`."""
+        p = self.cfg.word_dropout
+        if not self.training or p == 0:
+            return ids
+        drop = torch.rand(ids.shape, device=ids.device) < p
+        return ids.masked_fill(drop & (ids > UNK_ID), UNK_ID)
+
+    def _wide_logits(self, ids: Tensor, mask: Tensor) -> Tensor:
+        """Linear class scores [B, C] of each text's words and hashed 2..n-grams, L2-normalised."""
+        assert self.wide is not None
+        features, valid = [ids], [mask]
+        for n in range(2, self.cfg.wide_ngrams + 1):
             if n > ids.shape[1]:
                 break
-            buckets = hash_ngrams(ids, n, self.cfg.ngram_buckets)  # [B, L - n + 1]
-            valid = mask[:, n - 1 :].unsqueeze(-1)  # n-gram i is valid iff i + n <= length
-            vectors = self.ngram_embedding(buckets)
-            total = total + (vectors * valid.to(vectors.dtype)).sum(dim=1)
-            count = count + (lengths - n + 1).clamp(min=0).to(x.dtype)
-        return total / count.unsqueeze(-1)
+            features.append(self.vocab_size + hash_ngrams(ids, n, self.cfg.wide_buckets))
+            valid.append(mask[:, n - 1 :])  # n-gram i is valid iff i + n <= length
+        weights = torch.cat(valid, dim=1).float()
+        weights = weights / weights.sum(dim=1, keepdim=True).sqrt()  # unit-norm count vector
+        return self.wide(torch.cat(features, dim=1), per_sample_weights=weights)

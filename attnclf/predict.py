@@ -116,7 +116,9 @@ class Predictor:
     def _infer(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, list[list[float]]]:
         """Class probabilities [N, C] and per-token attention of encoded texts, in input order."""
         # The labels carry each text's position: batches come sorted by length (less padding).
-        dataset = TextDataset(sequences, list(range(len(sequences))), self.max_len)
+        dataset = TextDataset(
+            sequences, list(range(len(sequences))), self.max_len, self.parts.config.tokenizer.pad_to
+        )
         probs = torch.zeros(len(sequences), len(self.parts.labels))
         attention: list[list[float]] = [[] for _ in sequences]
         with torch.inference_mode():

@@ -46,10 +46,12 @@ class TrainResult:
     history: list[dict]
 
 
-def _dataset(frame, tokenizer: Tokenizer, labels: LabelEncoder, max_len: int) -> TextDataset:
+def _dataset(
+    frame, tokenizer: Tokenizer, labels: LabelEncoder, max_len: int, pad_to: int | None
+) -> TextDataset:
     """Encode a split's cleaned texts and labels."""
     sequences = tokenizer.texts_to_sequences(frame["clean"])
-    return TextDataset(sequences, labels.encode(frame["label"]), max_len)
+    return TextDataset(sequences, labels.encode(frame["label"]), max_len, pad_to)
 
 
 def _class_weights(
@@ -199,7 +201,7 @@ def _fit_and_publish(
         preprocessor, tokenizer, labels = runfiles.load_encoders(resume_from, cfg)
         splits = prepare(cfg, path, preprocessor)
     train_ds, val_ds, test_ds = (  # held on the device: batches are gathered there, no copies
-        _dataset(f, tokenizer, labels, tok.max_seq_len).to(device)
+        _dataset(f, tokenizer, labels, tok.max_seq_len, tok.pad_to).to(device)
         for f in (splits.train, splits.val, splits.test)
     )
     loader_args = dict(rank=ctx.rank, world_size=ctx.world_size)

@@ -22,6 +22,13 @@ from attnclf.distributed import DistContext, all_reduce_sum, any_rank
 from attnclf.metrics import metrics_from_confusion
 
 
+def parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The deep path's parameters at `lr`, the wide linear path's (if any) at `wide_lr`."""
+    wide = [p for name, p in model.named_parameters() if name.startswith("wide.")]
+    deep = [p for name, p in model.named_parameters() if not name.startswith("wide.")]
+    return [{"params": deep}] + ([{"params": wide, "lr": cfg.wide_lr}] if wide else [])
+
+
 class TrainingInterrupted(Exception):
     """Raised between steps after a stop was requested; the trainer's state is resumable."""
 
@@ -47,7 +54,7 @@ class Trainer:
         # the model must read back for packing (a sync per step); inputs arrive placed already.
         self.net: nn.Module = DistributedDataParallel(model) if self.ctx.enabled else model
         self.optimizer = torch.optim.Adam(  # fused: one kernel per step, not ~10 passes
-            model.parameters(),
+            parameter_groups(model, cfg),
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
             fused=device.type in ("cpu", "cuda"),

@@ -324,15 +324,15 @@ def rnn_flops_per_token(m: ModelConfig) -> float:
 
 
 def forward_flops_per_sample(m: ModelConfig, num_classes: int, tokens: float) -> float:
-    """Forward matmul FLOPs for one text of `tokens` tokens: RNN, attention, pooling, head."""
+    """Forward matmul FLOPs for one text of `tokens` tokens: RNN, attention, pooling, heads."""
     out = m.rnn_hidden_dim * (2 if m.bidirectional else 1)
     attention = (
         2 * out if m.attention == "linear" else 2 * out * m.attention_dim + 2 * m.attention_dim
     )
     pooling = 2 * out  # the attention-weighted sum of RNN outputs
-    bag = m.embedding_dim if m.ngram_buckets > 0 else 0
-    head = 2 * (out + bag) * m.hidden_dim + 2 * m.hidden_dim * num_classes
-    return tokens * (rnn_flops_per_token(m) + attention + pooling) + head
+    head = 2 * out * m.hidden_dim + 2 * m.hidden_dim * num_classes
+    wide = 2 * num_classes * m.wide_ngrams  # ~one word and one n-gram of each order per token
+    return tokens * (rnn_flops_per_token(m) + attention + pooling + wide) + head
 
 
 def matmul_peak(device: torch.device, size: int = 8192, iters: int = 20) -> float:

@@ -55,6 +55,14 @@ def test_getitems_pads_to_the_batch_longest() -> None:
     assert full.ids.tolist() == [[4, 5, 6, 0, 0, 0], [5, 6, 7, 8, 9, 10]]
 
 
+def test_pad_to_sets_a_minimum_width() -> None:
+    ds = TextDataset([[5, 6, 7, 8, 9, 10], [2, 3], [4, 5, 6]], [2, 0, 1], max_len=50, pad_to=4)
+    assert ds.__getitems__([1, 2]).ids.tolist() == [[2, 3, 0, 0], [4, 5, 6, 0]]
+    assert ds.__getitems__([2, 0]).ids.shape == (2, 6)  # a longer text still widens its batch
+    single = TextDataset([[7]], [0], max_len=8, pad_to=3)
+    assert single.__getitems__([0]).ids.tolist() == [[7, 0, 0]]
+
+
 def test_padding_positions_are_zero() -> None:
     ds = indexed_dataset(50)
     batch = ds.__getitems__(list(range(50)))

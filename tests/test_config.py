@@ -235,6 +235,7 @@ def test_seed_config_is_the_lesson_recipe() -> None:
     assert cfg.model.cell == "rnn"
     assert cfg.model.attention == "linear"
     assert cfg.tokenizer.num_tokens == 5000
+    assert not cfg.model.pack_sequences and not cfg.model.mask_padding  # nn.RNN over padding
     assert (cfg.data.train_size, cfg.data.val_size, cfg.data.test_size) == (0.7, 0.15, 0.15)
 
 

@@ -35,11 +35,11 @@ def tiny(**overrides: object) -> ModelConfig:
 
 
 def make_model(**overrides: object) -> AttentionClassifier:
-    """A freshly seeded tiny model in eval mode (n-gram table randomised: it starts at zeros)."""
+    """A freshly seeded tiny model in eval mode (wide table randomised: it starts at zeros)."""
     torch.manual_seed(0)
     model = AttentionClassifier(VOCAB, CLASSES, tiny(**overrides)).eval()
-    if model.ngram_embedding is not None:
-        torch.nn.init.normal_(model.ngram_embedding.weight)
+    if model.wide is not None:
+        torch.nn.init.normal_(model.wide.weight)
     return model
 
 
@@ -69,22 +69,22 @@ def test_shapes_and_attention_mask(cell: str, bidirectional: bool, attention: st
 
 
 INVARIANCE = [
-    *itertools.product(["rnn", "gru", "lstm"], [False, True], [1, 2], [0, 32], ["additive"]),
-    ("gru", True, 1, 32, "linear"),
+    *itertools.product(["rnn", "gru", "lstm"], [False, True], [1, 2], [0, 3], ["additive"]),
+    ("gru", True, 1, 2, "linear"),
     ("lstm", False, 2, 0, "linear"),
 ]
 
 
-@pytest.mark.parametrize(("cell", "bidirectional", "layers", "buckets", "attention"), INVARIANCE)
+@pytest.mark.parametrize(("cell", "bidirectional", "layers", "wide", "attention"), INVARIANCE)
 def test_padding_invariance(
-    cell: str, bidirectional: bool, layers: int, buckets: int, attention: str
+    cell: str, bidirectional: bool, layers: int, wide: int, attention: str
 ) -> None:
     model = make_model(
         cell=cell,
         bidirectional=bidirectional,
         num_layers=layers,
-        ngram_buckets=buckets,
-        ngram_max_n=3,
+        wide_ngrams=wide,
+        wide_buckets=32,
         attention=attention,
     )
     short, short_len = batch([3])
@@ -108,21 +108,64 @@ def test_unmasked_softmax_weights_padding() -> None:
     assert torch.all(attn[0, 2:] > 0)
 
 
-@pytest.mark.parametrize("buckets", [0, 16])
-def test_zero_length_row(buckets: int) -> None:
-    model = make_model(ngram_buckets=buckets)
+def test_unpacked_rnn_runs_over_padding() -> None:
+    """pack_sequences=False is the lesson's nn.RNN on the padded batch: padding changes it."""
+    model = make_model(cell="rnn", bidirectional=False, attention="linear", mask_padding=False,
+                       pack_sequences=False)  # fmt: skip
+    ids, lens = batch([3], total=3)
+    padded = torch.cat([ids, torch.zeros(1, 5, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        out = model.rnn(model.embedding(padded))[0]
+        scores = model.attn_score(out).squeeze(-1).softmax(-1)
+        context = torch.bmm(scores.unsqueeze(1), out).squeeze(1)
+        expected = model.fc2(torch.relu(model.fc1(context)))
+        logits, attn = model(padded, lens)
+        short, _ = model(ids, lens)
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(attn, scores)
+    assert not torch.allclose(short, logits)  # unlike the packed model, padding matters
+
+
+@pytest.mark.parametrize("wide", [0, 2])
+def test_zero_length_row(wide: int) -> None:
+    model = make_model(wide_ngrams=wide, wide_buckets=16)
     ids, lens = batch([0, 4], total=4)
     logits, attn = model(ids, lens)
     assert torch.isfinite(logits).all()
     torch.testing.assert_close(attn[0], torch.tensor([1.0, 0.0, 0.0, 0.0]))
 
 
-def test_ngram_bag_short_texts_and_max_n_one() -> None:
-    for max_n in (1, 4):
-        model = make_model(ngram_buckets=16, ngram_max_n=max_n)
+def test_wide_path_short_texts_and_unigrams_only() -> None:
+    for n in (1, 4):
+        model = make_model(wide_ngrams=n, wide_buckets=16)
         ids, lens = batch([1, 2, 3])
         logits, _ = model(ids, lens)
         assert torch.isfinite(logits).all()
+
+
+def test_wide_path_is_a_linear_bag_of_ngrams() -> None:
+    """Wide scores = unit-normalised sum of the rows of the text's words and hashed bigrams."""
+    model = make_model(wide_ngrams=2, wide_buckets=16)
+    ids, lens = torch.tensor([[5, 9, 5, 0]]), torch.tensor([3])
+    mask = torch.arange(4)[None, :] < lens[:, None]
+    rows = [5, 9, 5] + [VOCAB + int(b) for b in hash_ngrams(ids, 2, 16)[0, :2]]
+    expected = model.wide.weight[rows].sum(dim=0) / len(rows) ** 0.5
+    torch.testing.assert_close(model._wide_logits(ids, mask)[0], expected)
+    shuffled = torch.tensor([[9, 5, 5, 0]])  # other bigrams: other scores
+    assert not torch.allclose(model._wide_logits(shuffled, mask), model._wide_logits(ids, mask))
+
+
+def test_word_dropout_only_in_training() -> None:
+    model = make_model(word_dropout=0.5)
+    ids, _ = batch([30, 30])
+    assert torch.equal(model._word_dropout(ids), ids)  # eval mode
+    model.train()
+    dropped = model._word_dropout(ids)
+    changed = dropped != ids
+    assert 0 < changed.float().mean() < 1
+    assert torch.all(dropped[changed] == 1)  # replaced by <UNK>, never by padding
+    pad_ids, _ = batch([2], total=30)
+    assert torch.all(model._word_dropout(pad_ids)[0, 2:] == 0)
 
 
 def test_hash_ngrams_in_range_and_order_sensitive() -> None:
@@ -135,29 +178,30 @@ def test_hash_ngrams_in_range_and_order_sensitive() -> None:
     assert hash_ngrams(ids, 2, 10**9)[0, 0] != hash_ngrams(ids, 3, 10**9)[0, 0]
 
 
-@pytest.mark.parametrize("buckets", [0, 16])
-def test_gradients_reach_embeddings(buckets: int) -> None:
-    model = make_model(ngram_buckets=buckets).train()
+@pytest.mark.parametrize("wide", [0, 2])
+def test_gradients_reach_embeddings(wide: int) -> None:
+    model = make_model(wide_ngrams=wide, wide_buckets=16).train()
     ids, lens = batch([4, 6, 2])
     logits, _ = model(ids, lens)
     logits.sum().backward()
     assert model.embedding.weight.grad is not None
     assert model.embedding.weight.grad.abs().sum() > 0
     assert torch.all(model.embedding.weight.grad[0] == 0)  # padding row stays frozen
-    if buckets:
-        assert model.ngram_embedding is not None
-        assert model.ngram_embedding.weight.grad is not None
-        assert model.ngram_embedding.weight.grad.abs().sum() > 0
+    if wide:
+        assert model.wide is not None and model.wide.weight.grad is not None
+        assert model.wide.weight.grad.abs().sum() > 0
 
 
-def test_embedding_init_std_and_zero_ngram_table() -> None:
+def test_embedding_init_std_and_zero_wide_table() -> None:
     torch.manual_seed(0)
-    plain = AttentionClassifier(VOCAB, CLASSES, tiny(ngram_buckets=16))
+    plain = AttentionClassifier(VOCAB, CLASSES, tiny(wide_ngrams=2, wide_buckets=16))
     torch.manual_seed(0)
-    small = AttentionClassifier(VOCAB, CLASSES, tiny(ngram_buckets=16, embedding_init_std=0.1))
+    small = AttentionClassifier(
+        VOCAB, CLASSES, tiny(wide_ngrams=2, wide_buckets=16, embedding_init_std=0.1)
+    )
     torch.testing.assert_close(small.embedding.weight, plain.embedding.weight * 0.1)
     assert torch.all(small.embedding.weight[0] == 0)  # padding row
-    assert small.ngram_embedding is not None and torch.all(small.ngram_embedding.weight == 0)
+    assert small.wide is not None and torch.all(small.wide.weight == 0)
     torch.testing.assert_close(small.fc1.weight, plain.fc1.weight)  # same draws elsewhere
     with pytest.raises(UserError, match="embedding_init_std"):
         from_dict({"model": {"embedding_init_std": 0}})
@@ -167,7 +211,7 @@ def test_embedding_init_std_and_zero_ngram_table() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_cuda_autocast_and_invariance(cell: str) -> None:
-    model = make_model(cell=cell, num_layers=2, ngram_buckets=32, ngram_max_n=3).cuda()
+    model = make_model(cell=cell, num_layers=2, wide_ngrams=3, wide_buckets=32).cuda()
     ids, lens = batch([3, 20, 0, 11])
     model.train()
     with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -175,7 +219,7 @@ def test_cuda_autocast_and_invariance(cell: str) -> None:
     assert torch.isfinite(logits).all() and torch.isfinite(attn).all()
     logits.float().sum().backward()
     assert torch.isfinite(model.embedding.weight.grad).all()
-    assert torch.isfinite(model.ngram_embedding.weight.grad).all()
+    assert torch.isfinite(model.wide.weight.grad).all()
 
     model.eval()
     with torch.no_grad():
@@ -184,3 +228,15 @@ def test_cuda_autocast_and_invariance(cell: str) -> None:
     assert attn.dtype == torch.float32
     assert torch.all(attn[0, 3:] == 0)
     torch.testing.assert_close(together[:1], alone, atol=1e-4, rtol=0)
+
+
+def test_wide_path_gets_its_own_learning_rate() -> None:
+    from attnclf.config import TrainConfig
+    from attnclf.trainer import parameter_groups
+
+    model = make_model(wide_ngrams=2, wide_buckets=16)
+    deep, wide = parameter_groups(model, TrainConfig(lr=1e-3, wide_lr=0.05))
+    assert wide["lr"] == 0.05 and "lr" not in deep  # the deep group takes the optimiser's lr
+    assert wide["params"] == [model.wide.weight]
+    assert len(deep["params"]) + 1 == len(list(model.parameters()))
+    assert len(parameter_groups(make_model(), TrainConfig())) == 1
