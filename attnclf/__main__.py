@@ -1,5 +1,5 @@
 """Entry point for `python -m attnclf` (and `torchrun -m attnclf`)."""
 
-from attnclf.cli import main
+from attnclf.cli import entry
 
-main()
+entry()

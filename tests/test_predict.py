@@ -222,3 +222,22 @@ def test_end_to_end_exit_codes_and_light_imports(trained_run: Path, tmp_path: Pa
     assert "error: the text is empty after preprocessing" in err
     assert f"run folder {run} is incomplete: missing model.safetensors" in err
     assert "heavy: []" in err  # no pandas, sklearn, matplotlib, nltk or scipy
+
+
+def test_process_entry_point_flushes_and_keeps_exit_codes(trained_run: Path) -> None:
+    """`python -m attnclf` skips the interpreter's teardown but loses no output or exit code."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def attnclf(*args: str) -> subprocess.CompletedProcess:
+        """One real process, its output captured through pipes (block-buffered)."""
+        command = [sys.executable, "-m", "attnclf", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+    texts = [f"stocks fall on oil worries {i}" for i in range(300)]
+    ok = attnclf("predict", "--run", str(trained_run), "--format", "json", *texts)
+    assert ok.returncode == 0
+    assert len(ok.stdout.splitlines()) == 300  # nothing lost in the unflushed buffer
+    bad = attnclf("predict", "--run", str(trained_run / "missing"), "a title")
+    assert bad.returncode == 2
+    assert bad.stdout == "" and bad.stderr.startswith("error: run folder not found")
+    assert len(bad.stderr.splitlines()) == 1
