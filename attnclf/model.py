@@ -6,9 +6,9 @@ Cheng et al. 2016; the linear model of fastText) scores each text's words and ha
 linear bag of n-grams is what wins on few, short texts, the RNN adds what word order says.
 
 Padding invariance (with `pack_sequences`, the default; `mask_padding` for the attention):
-the RNN runs on packed sequences (so padding never enters its state,
-in either direction), the attention softmax gives padding exactly zero weight, and the wide
-path counts only the words and n-grams that lie inside each text's length.
+the RNN runs on packed sequences (so padding never enters its state, in either direction),
+the attention softmax gives padding exactly zero weight, and the wide path counts only the
+words and n-grams that lie inside each text's length.
 """
 
 from __future__ import annotations
@@ -80,7 +80,6 @@ class AttentionClassifier(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc1 = nn.Linear(out_dim, cfg.hidden_dim)
         self.fc2 = nn.Linear(cfg.hidden_dim, num_classes)
-        self.vocab_size = vocab_size
         self.wide = (
             nn.EmbeddingBag(vocab_size + cfg.wide_buckets, num_classes, mode="sum")
             if cfg.wide_ngrams > 0
@@ -127,7 +126,9 @@ class AttentionClassifier(nn.Module):
         for n in range(2, self.cfg.wide_ngrams + 1):
             if n > ids.shape[1]:
                 break
-            features.append(self.vocab_size + hash_ngrams(ids, n, self.cfg.wide_buckets))
+            features.append(
+                self.embedding.num_embeddings + hash_ngrams(ids, n, self.cfg.wide_buckets)
+            )
             valid.append(mask[:, n - 1 :])  # n-gram i is valid iff i + n <= length
         weights = torch.cat(valid, dim=1).float()
         weights = weights / weights.sum(dim=1, keepdim=True).sqrt()  # unit-norm count vector

@@ -6,7 +6,7 @@ import contextlib
 import io
 import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import torch
 
 from attnclf import run as runfiles
 from attnclf.batching import TextDataset, make_loader
-from attnclf.config import Config
+from attnclf.config import Config, TokenizerConfig
 from attnclf.device import resolve_device, set_seed
 from attnclf.distributed import DistContext, init_from_env, local_rank_zero_first, shutdown
 from attnclf.download import ensure_data
@@ -47,11 +47,11 @@ class TrainResult:
 
 
 def _dataset(
-    frame, tokenizer: Tokenizer, labels: LabelEncoder, max_len: int, pad_to: int | None
+    frame, tokenizer: Tokenizer, labels: LabelEncoder, tok: TokenizerConfig
 ) -> TextDataset:
-    """Encode a split's cleaned texts and labels."""
+    """Encode a split's cleaned texts and labels, truncated and padded as `tok` says."""
     sequences = tokenizer.texts_to_sequences(frame["clean"])
-    return TextDataset(sequences, labels.encode(frame["label"]), max_len, pad_to)
+    return TextDataset(sequences, labels.encode(frame["label"]), tok.max_seq_len, tok.pad_to)
 
 
 def _class_weights(
@@ -64,16 +64,10 @@ def _class_weights(
 
 
 @contextlib.contextmanager
-def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
-    """First SIGINT/SIGTERM asks the trainer to stop cleanly; a second one aborts at once."""
-
-    def handler(signum: int, frame: object) -> None:
-        if trainer.stop_requested:
-            raise KeyboardInterrupt
-        trainer.stop_requested = True
-
+def _signal_handlers(handlers: dict[int, Callable]) -> Iterator[None]:
+    """Install `handlers` for the block, then restore the previous ones (main thread only)."""
     try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, h) for s, h in handlers.items()}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
@@ -84,18 +78,20 @@ def _stop_on_signals(trainer: Trainer) -> Iterator[None]:
             signal.signal(s, h)
 
 
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
+def _stop_on_signals(trainer: Trainer) -> contextlib.AbstractContextManager:
+    """First SIGINT/SIGTERM asks the trainer to stop cleanly; a second one aborts at once."""
+
+    def handler(signum: int, frame: object) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+
+    return _signal_handlers({signal.SIGINT: handler, signal.SIGTERM: handler})
+
+
+def _sigterm_as_ctrl_c() -> contextlib.AbstractContextManager:
     """Outside the training loop, SIGTERM raises KeyboardInterrupt like Ctrl-C, so cleanup runs."""
-    try:
-        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return _signal_handlers({signal.SIGTERM: signal.default_int_handler})
 
 
 def save_checkpoint(trainer: Trainer, path: Path) -> Path:
@@ -201,7 +197,7 @@ def _fit_and_publish(
         preprocessor, tokenizer, labels = runfiles.load_encoders(resume_from, cfg)
         splits = prepare(cfg, path, preprocessor)
     train_ds, val_ds, test_ds = (  # held on the device: batches are gathered there, no copies
-        _dataset(f, tokenizer, labels, tok.max_seq_len, tok.pad_to).to(device)
+        _dataset(f, tokenizer, labels, tok).to(device)
         for f in (splits.train, splits.val, splits.test)
     )
     loader_args = dict(rank=ctx.rank, world_size=ctx.world_size)

@@ -215,8 +215,7 @@ def breakdown(b: Bench) -> None:
     preprocessor, tokenizer, labels = runfiles.load_encoders(b.run_dir, cfg)
     splits = prepare(cfg, b.corpus, preprocessor)
     train_ds, val_ds = (
-        _dataset(f, tokenizer, labels, cfg.tokenizer.max_seq_len, cfg.tokenizer.pad_to).to(device)
-        for f in (splits.train, splits.val)
+        _dataset(f, tokenizer, labels, cfg.tokenizer).to(device) for f in (splits.train, splits.val)
     )
     t = cfg.train
     loader = make_loader(train_ds, t.batch_size, shuffle=True, bucket=t.bucketing, seed=t.seed)
