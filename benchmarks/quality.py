@@ -165,18 +165,23 @@ def _yaml_value(value: object) -> str:
 def systems(args: argparse.Namespace) -> dict[str, Callable[[], System]]:
     """Every benchmarked system by name, built lazily (so `--only` skips unused ones)."""
     data, threads = args.data, args.threads
+    split = [f"data.split_seed={args.split_seed}"]
     prep = {}
+
+    def config(path: Path) -> Config:
+        """`path` on the benchmark's data, threads and split."""
+        return bench_config(path, data, threads, split)
 
     def splits(path: Path) -> Splits:
         """The split attnclf trains on, with that config's preprocessing (cached)."""
         if path not in prep:
-            cfg = bench_config(path, data, threads)
+            cfg = config(path)
             prep[path] = prepare(cfg, data, Preprocessor.from_config(cfg.preprocess))
         return prep[path]
 
     found: dict[str, Callable[[], System]] = {
-        "attnclf default": lambda: attnclf_system(bench_config(DEFAULT_YAML, data, threads)),
-        "attnclf seed (lesson)": lambda: attnclf_system(bench_config(SEED_YAML, data, threads)),
+        "attnclf default": lambda: attnclf_system(config(DEFAULT_YAML)),
+        "attnclf seed (lesson)": lambda: attnclf_system(config(SEED_YAML)),
     }
     for tag, path in (("lesson prep", SEED_YAML), ("default prep", DEFAULT_YAML)):
         found[f"tfidf+lr, {tag}"] = lambda path=path: tfidf_lr_system(splits(path))
@@ -185,7 +190,7 @@ def systems(args: argparse.Namespace) -> dict[str, Callable[[], System]]:
     if args.ablations:
         for name, overrides in ablations(data, threads).items():
             found[name] = lambda o=overrides: attnclf_system(
-                from_dict(apply_overrides(bench_config(DEFAULT_YAML, data, threads).to_dict(), o))
+                from_dict(apply_overrides(config(DEFAULT_YAML).to_dict(), o))
             )
     return found
 
@@ -206,7 +211,8 @@ def summarise(name: str, scores: list[Score]) -> dict:
 def markdown(rows: list[dict], skipped: dict[str, str], meta: dict) -> str:
     """The results as a markdown table, with the command and machine."""
     lines = [
-        f"# Quality benchmark ({meta['seeds']} seeds; weighted F1 on the test split)",
+        f"# Quality benchmark ({meta['seeds']} seeds; weighted F1 on the test split of split "
+        f"seed {meta['split_seed']})",
         "",
         "| system | weighted F1 | accuracy | train seconds |",
         "|---|---|---|---|",
@@ -233,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/ag_news_titles_10k.csv"))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--split-seed", type=int, default=1234, help="data.split_seed: which stratified split"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--only", help="comma-separated system names (or name prefixes)")
     parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
@@ -268,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "data": args.data,
         "seeds": args.seeds,
+        "split_seed": args.split_seed,
     }
     out = Path(args.out)
     write_json(out / "quality.json", {"meta": meta, "results": rows, "skipped": skipped})
