@@ -91,7 +91,13 @@ class ModelConfig:
     word_dropout: float = field(default=0.0, metadata=_range(0, 1))
     # linear path over word 1..n-grams added to the logits (0 turns it off)
     wide_ngrams: int = field(default=0, metadata=_range(0))
-    wide_buckets: int = field(default=262_144, metadata=_range(1))  # hash buckets, 2..n-grams
+    # hash buckets for the 2..n-grams of the wide and naive Bayes paths
+    wide_buckets: int = field(default=262_144, metadata=_range(1))
+    # weight of a multinomial naive Bayes over word 1..n-grams, fitted in closed form on the
+    # training split and mixed into the predicted probabilities (0 turns it off)
+    naive_bayes: float = field(default=0.0, metadata=_range(0, 1))
+    naive_bayes_ngrams: int = field(default=2, metadata=_range(1))
+    naive_bayes_alpha: float = field(default=1.0, metadata=_range(0, lo_open=True))  # smoothing
     hidden_dim: int = field(default=100, metadata=_range(1))
     dropout: float = field(default=0.3, metadata=_range(0, 1))
 

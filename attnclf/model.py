@@ -1,14 +1,21 @@
-"""RNN + attention text classifier, with an optional linear "wide" path over word n-grams.
+"""RNN + attention text classifier, with optional n-gram paths: a linear "wide" one, naive Bayes.
 
 The deep path is embedding -> packed RNN -> attention -> MLP. The wide path (Wide & Deep,
 Cheng et al. 2016; the linear model of fastText) scores each text's words and hashed word
 2..n-grams with one weight per class and adds those scores to the deep path's logits: a
 linear bag of n-grams is what wins on few, short texts, the RNN adds what word order says.
 
+The naive Bayes path (`naive_bayes` > 0) is a multinomial naive Bayes over the words and
+hashed 2..n-grams (`naive_bayes_ngrams`), fitted in closed form on the training split
+(`fit_naive_bayes`) and stored as buffers.
+Outside training, the model's probabilities are a mixture of the network's and naive Bayes'
+(an ensemble of a generative and a discriminative model, as in Mesnil et al. 2014); the
+network trains alone, so it never leans on naive Bayes.
+
 Padding invariance (with `pack_sequences`, the default; `mask_padding` for the attention):
 the RNN runs on packed sequences (so padding never enters its state, in either direction),
-the attention softmax gives padding exactly zero weight, and the wide path counts only the
-words and n-grams that lie inside each text's length.
+the attention softmax gives padding exactly zero weight, and the wide and naive Bayes paths
+count only the words and n-grams that lie inside each text's length.
 """
 
 from __future__ import annotations
@@ -87,20 +94,24 @@ class AttentionClassifier(nn.Module):
         )
         if self.wide is not None:  # zeros: n-grams never seen in training add nothing
             nn.init.zeros_(self.wide.weight)
+        if cfg.naive_bayes > 0:  # uniform until fit_naive_bayes; saved with the weights
+            rows = vocab_size + cfg.wide_buckets
+            self.register_buffer("nb_log_probs", torch.zeros(rows, num_classes))
+            self.register_buffer("nb_log_prior", torch.zeros(num_classes))
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """Map token ids [B, L] and lengths [B] (any device) to logits [B, C] and weights [B, L]."""
-        L = ids.shape[1]
+        cfg, L = self.cfg, ids.shape[1]
         lengths = lengths.clamp(min=1)  # an all-padding row attends to position 0
         dev_lengths = lengths.to(ids.device, non_blocking=True)
         mask = torch.arange(L, device=ids.device)[None, :] < dev_lengths[:, None]  # [B, L]
 
         x = self.embedding_dropout(self.embedding(self._word_dropout(ids)))  # [B, L, E]
         # [B, L, H]; unpacked (the lesson's way), the RNN keeps running over the padding
-        out = run_packed(self.rnn, x, lengths.cpu()) if self.cfg.pack_sequences else self.rnn(x)[0]
+        out = run_packed(self.rnn, x, lengths.cpu()) if cfg.pack_sequences else self.rnn(x)[0]
 
         scores = self.attn_score(self.attn_proj(out)).squeeze(-1).float()  # [B, L]
-        if self.cfg.mask_padding:
+        if cfg.mask_padding:
             scores = scores.masked_fill(~mask, float("-inf"))
         attention = F.softmax(scores, dim=-1)
         context = torch.bmm(attention.unsqueeze(1).to(out.dtype), out).squeeze(1)  # [B, H]
@@ -108,7 +119,10 @@ class AttentionClassifier(nn.Module):
         z = F.relu(self.fc1(self.dropout(context)))
         logits = self.fc2(self.dropout(z))
         if self.wide is not None:
-            logits = logits + self._wide_logits(ids, mask)
+            logits = logits + self._wide_logits(*self._ngram_features(ids, mask, cfg.wide_ngrams))
+        if cfg.naive_bayes > 0 and not self.training:
+            nb = self._naive_bayes_logits(*self._ngram_features(ids, mask, cfg.naive_bayes_ngrams))
+            logits = self._mix_naive_bayes(logits, nb)
         return logits, attention
 
     def _word_dropout(self, ids: Tensor) -> Tensor:
@@ -119,17 +133,56 @@ class AttentionClassifier(nn.Module):
         drop = torch.rand(ids.shape, device=ids.device) < p
         return ids.masked_fill(drop & (ids > UNK_ID), UNK_ID)
 
-    def _wide_logits(self, ids: Tensor, mask: Tensor) -> Tensor:
-        """Linear class scores [B, C] of each text's words and hashed 2..n-grams, L2-normalised."""
-        assert self.wide is not None
+    def _ngram_features(self, ids: Tensor, mask: Tensor, order: int) -> tuple[Tensor, Tensor]:
+        """Rows [B, F] of each text's words and hashed 2..n-grams; counts [B, F], 0 for padding."""
         features, valid = [ids], [mask]
-        for n in range(2, self.cfg.wide_ngrams + 1):
+        for n in range(2, order + 1):
             if n > ids.shape[1]:
                 break
             features.append(
                 self.embedding.num_embeddings + hash_ngrams(ids, n, self.cfg.wide_buckets)
             )
             valid.append(mask[:, n - 1 :])  # n-gram i is valid iff i + n <= length
-        weights = torch.cat(valid, dim=1).float()
-        weights = weights / weights.sum(dim=1, keepdim=True).sqrt()  # unit-norm count vector
-        return self.wide(torch.cat(features, dim=1), per_sample_weights=weights)
+        return torch.cat(features, dim=1), torch.cat(valid, dim=1).float()
+
+    def _wide_logits(self, features: Tensor, counts: Tensor) -> Tensor:
+        """The wide path's class scores [B, C]: its rows summed with the counts L2-normalised."""
+        assert self.wide is not None
+        weights = counts / counts.sum(dim=1, keepdim=True).sqrt()
+        return self.wide(features, per_sample_weights=weights)
+
+    def _naive_bayes_logits(self, features: Tensor, counts: Tensor) -> Tensor:
+        """Naive Bayes' joint log-likelihoods [B, C]: log P(class) + sum of log P(n-gram|class)."""
+        bag = F.embedding_bag(features, self.nb_log_probs, per_sample_weights=counts, mode="sum")
+        return bag + self.nb_log_prior
+
+    def _mix_naive_bayes(self, logits: Tensor, nb: Tensor) -> Tensor:
+        """log((1 - w) * softmax(logits) + w * softmax(nb)), w = `naive_bayes`."""
+        w = torch.tensor([1 - self.cfg.naive_bayes, self.cfg.naive_bayes], device=logits.device)
+        parts = torch.stack([F.log_softmax(logits.float(), -1), F.log_softmax(nb, -1)])
+        return torch.logsumexp(parts + w.log()[:, None, None], dim=0)
+
+    @torch.no_grad()
+    def fit_naive_bayes(self, ids: Tensor, lengths: Tensor, labels: Tensor) -> None:
+        """Fit the naive Bayes path on training texts: ids [N, L], lengths [N], labels [N].
+
+        Like scikit-learn's MultinomialNB: P(n-gram | class) is Laplace/Lidstone-smoothed
+        (`naive_bayes_alpha`) over the n-grams seen in training; unseen ones add nothing.
+        """
+        C = self.nb_log_prior.numel()
+        counts = torch.zeros_like(self.nb_log_probs)  # float32 counts are exact below 2**24
+        for start in range(0, len(ids), 4096):  # chunks bound the n-gram tensors' memory
+            chunk, n = ids[start : start + 4096], lengths[start : start + 4096]
+            mask = torch.arange(chunk.shape[1], device=chunk.device)[None, :] < n[:, None].to(
+                chunk.device
+            )
+            features, valid = self._ngram_features(chunk, mask, self.cfg.naive_bayes_ngrams)
+            classes = labels[start : start + 4096, None].to(chunk.device).expand_as(features)
+            cells = (features * C + classes)[valid.bool()]
+            counts.view(-1).index_add_(0, cells, torch.ones_like(cells, dtype=counts.dtype))
+        seen = counts.sum(dim=1) > 0
+        alpha = self.cfg.naive_bayes_alpha
+        log_probs = torch.log((counts + alpha) / (counts.sum(dim=0) + alpha * seen.sum()))
+        self.nb_log_probs.copy_(log_probs.masked_fill(~seen[:, None], 0.0))
+        per_class = torch.bincount(labels.to(counts.device), minlength=C).float()
+        self.nb_log_prior.copy_(torch.log(per_class / per_class.sum()))

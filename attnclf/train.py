@@ -213,7 +213,9 @@ def _fit_and_publish(
         make_loader(ds, cfg.train.eval_batch_size, shuffle=False, bucket=True, **loader_args)
         for ds in (val_ds, test_ds)
     )
-    model = AttentionClassifier(len(tokenizer), len(labels), cfg.model)
+    model = AttentionClassifier(len(tokenizer), len(labels), cfg.model).to(device)
+    if cfg.model.naive_bayes > 0:  # closed form, same on every rank: each holds all of train
+        model.fit_naive_bayes(train_ds.ids, train_ds.lengths, train_ds.labels)
     weights = _class_weights(cfg, train_ds.labels, len(labels))
     trainer = Trainer(model, cfg.train, device, len(labels), weights, ctx)
     state = load_checkpoint(resume_from / CHECKPOINT) if resume_from is not None else None

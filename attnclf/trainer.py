@@ -52,7 +52,10 @@ class Trainer:
         self.model = model.to(device)
         # No device_ids: DDP would then copy every input to the GPU, lengths included, which
         # the model must read back for packing (a sync per step); inputs arrive placed already.
-        self.net: nn.Module = DistributedDataParallel(model) if self.ctx.enabled else model
+        # No buffer broadcast: the only buffers (naive Bayes) are fitted alike on every rank.
+        self.net: nn.Module = (
+            DistributedDataParallel(model, broadcast_buffers=False) if self.ctx.enabled else model
+        )
         self.optimizer = torch.optim.Adam(  # fused: one kernel per step, not ~10 passes
             parameter_groups(model, cfg),
             lr=cfg.lr,

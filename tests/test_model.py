@@ -150,9 +150,11 @@ def test_wide_path_is_a_linear_bag_of_ngrams() -> None:
     mask = torch.arange(4)[None, :] < lens[:, None]
     rows = [5, 9, 5] + [VOCAB + int(b) for b in hash_ngrams(ids, 2, 16)[0, :2]]
     expected = model.wide.weight[rows].sum(dim=0) / len(rows) ** 0.5
-    torch.testing.assert_close(model._wide_logits(ids, mask)[0], expected)
+    wide = model._wide_logits(*model._ngram_features(ids, mask, 2))
+    torch.testing.assert_close(wide[0], expected)
     shuffled = torch.tensor([[9, 5, 5, 0]])  # other bigrams: other scores
-    assert not torch.allclose(model._wide_logits(shuffled, mask), model._wide_logits(ids, mask))
+    wide = [model._wide_logits(*model._ngram_features(x, mask, 2)) for x in (shuffled, ids)]
+    assert not torch.allclose(*wide)
 
 
 def test_word_dropout_only_in_training() -> None:
@@ -240,3 +242,80 @@ def test_wide_path_gets_its_own_learning_rate() -> None:
     assert wide["params"] == [model.wide.weight]
     assert len(deep["params"]) + 1 == len(list(model.parameters()))
     assert len(parameter_groups(make_model(), TrainConfig())) == 1
+
+
+def fitted_naive_bayes(weight: float, **overrides: object) -> AttentionClassifier:
+    """A tiny model whose naive Bayes path is fitted on TRAIN (words + bigrams)."""
+    model = make_model(wide_ngrams=2, wide_buckets=16, naive_bayes=weight, **overrides)
+    model.fit_naive_bayes(*TRAIN)
+    return model
+
+
+torch.manual_seed(1)
+TRAIN = (*batch([int(n) for n in torch.randint(1, 9, (60,))]), torch.randint(0, CLASSES, (60,)))
+
+
+def test_naive_bayes_matches_scikit_learn() -> None:
+    """With weight 1 the model's probabilities are MultinomialNB's on the same n-gram counts."""
+    from sklearn.naive_bayes import MultinomialNB
+
+    model = fitted_naive_bayes(1.0, naive_bayes_alpha=0.5, naive_bayes_ngrams=3)
+
+    def counts(ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """Dense n-gram count matrix [B, rows] from the model's own feature rows."""
+        mask = torch.arange(ids.shape[1])[None, :] < lens[:, None]
+        features, valid = model._ngram_features(ids, mask, 3)
+        out = torch.zeros(len(ids), model.nb_log_probs.shape[0])
+        return out.scatter_add_(1, features, valid)
+
+    ids, lens, labels = TRAIN
+    train_counts = counts(ids, lens)
+    seen = train_counts.sum(dim=0) > 0  # scikit-learn's vocabulary: the n-grams seen in training
+    nb = MultinomialNB(alpha=0.5).fit(train_counts[:, seen].numpy(), labels.numpy())
+    test_ids, test_lens = batch([3, 8, 1, 5])
+    with torch.no_grad():
+        logits, _ = model(test_ids, test_lens)
+    expected = nb.predict_log_proba(counts(test_ids, test_lens)[:, seen].numpy())
+    torch.testing.assert_close(logits.log_softmax(-1), torch.from_numpy(expected).float())
+
+
+def test_naive_bayes_mixes_probabilities_only_outside_training() -> None:
+    model = fitted_naive_bayes(0.3, dropout=0.0, embedding_dropout=0.0)
+    network = make_model(wide_ngrams=2, wide_buckets=16, dropout=0.0, embedding_dropout=0.0)
+    network.load_state_dict(model.state_dict(), strict=False)  # the same net without the mix
+    only_nb = fitted_naive_bayes(1.0)
+    only_nb.load_state_dict(model.state_dict())
+    ids, lens = batch([4, 7, 2])
+    with torch.no_grad():
+        mixed, attn = model(ids, lens)
+        net, net_attn = network(ids, lens)
+        nb, _ = only_nb(ids, lens)
+        expected = 0.7 * net.softmax(-1) + 0.3 * nb.softmax(-1)
+        torch.testing.assert_close(mixed.exp(), expected)
+        torch.testing.assert_close(attn, net_attn)
+        torch.testing.assert_close(model.train()(ids, lens)[0], net)  # training: the net alone
+
+
+def test_naive_bayes_is_padding_invariant_and_saved_with_the_weights() -> None:
+    model = fitted_naive_bayes(0.5)
+    short, short_len = batch([3])
+    padded = torch.zeros(1, 12, dtype=torch.long)
+    padded[0, :3] = short[0]
+    with torch.no_grad():
+        torch.testing.assert_close(model(padded, short_len)[0], model(short, short_len)[0])
+    state = model.state_dict()
+    assert {"nb_log_probs", "nb_log_prior"} <= set(state)
+    restored = make_model(wide_ngrams=2, wide_buckets=16, naive_bayes=0.5)
+    restored.load_state_dict(state)
+    with torch.no_grad():
+        torch.testing.assert_close(restored(short, short_len)[0], model(short, short_len)[0])
+
+
+def test_naive_bayes_without_the_wide_path() -> None:
+    model = make_model(naive_bayes=0.5)  # wide_ngrams 0: the naive Bayes path stands alone
+    model.fit_naive_bayes(*TRAIN)
+    ids, lens = batch([4, 1])
+    with torch.no_grad():
+        logits, _ = model(ids, lens)
+    torch.testing.assert_close(logits.exp().sum(-1), torch.ones(2))
+    assert model.wide is None
