@@ -20,6 +20,8 @@ count only the words and n-grams that lie inside each text's length.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -100,7 +102,10 @@ class AttentionClassifier(nn.Module):
             self.register_buffer("nb_log_prior", torch.zeros(num_classes))
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Map token ids [B, L] and lengths [B] (any device) to logits [B, C] and weights [B, L]."""
+        """Map token ids [B, L] and lengths [B] (any device) to logits [B, C] and weights [B, L].
+
+        With the naive Bayes path, outside training, the logits are the mixture's log-probabilities.
+        """
         cfg, L = self.cfg, ids.shape[1]
         lengths = lengths.clamp(min=1)  # an all-padding row attends to position 0
         dev_lengths = lengths.to(ids.device, non_blocking=True)
@@ -157,10 +162,14 @@ class AttentionClassifier(nn.Module):
         return bag + self.nb_log_prior
 
     def _mix_naive_bayes(self, logits: Tensor, nb: Tensor) -> Tensor:
-        """log((1 - w) * softmax(logits) + w * softmax(nb)), w = `naive_bayes`."""
-        w = torch.tensor([1 - self.cfg.naive_bayes, self.cfg.naive_bayes], device=logits.device)
-        parts = torch.stack([F.log_softmax(logits.float(), -1), F.log_softmax(nb, -1)])
-        return torch.logsumexp(parts + w.log()[:, None, None], dim=0)
+        """log((1 - w) * softmax(logits) + w * softmax(nb)), w = `naive_bayes` (no device sync)."""
+        w = self.cfg.naive_bayes
+        nb = F.log_softmax(nb, dim=-1)
+        if w == 1:
+            return nb
+        return torch.logaddexp(
+            F.log_softmax(logits.float(), dim=-1) + math.log1p(-w), nb + math.log(w)
+        )
 
     @torch.no_grad()
     def fit_naive_bayes(self, ids: Tensor, lengths: Tensor, labels: Tensor) -> None:
