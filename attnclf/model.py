@@ -45,6 +45,12 @@ def hash_ngrams(ids: Tensor, n: int, buckets: int) -> Tensor:
     return h % buckets
 
 
+def length_mask(lengths: Tensor, width: int, device: torch.device) -> Tensor:
+    """Boolean mask [B, width] on `device`: True at the positions inside each of `lengths` [B]."""
+    lengths = lengths.to(device, non_blocking=True)
+    return torch.arange(width, device=device)[None, :] < lengths[:, None]
+
+
 def run_packed(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> Tensor:
     """Run `rnn` over rows [B, L, E] of CPU `lengths` [B] (any order) -> outputs [B, L, H].
 
@@ -108,8 +114,7 @@ class AttentionClassifier(nn.Module):
         """
         cfg, L = self.cfg, ids.shape[1]
         lengths = lengths.clamp(min=1)  # an all-padding row attends to position 0
-        dev_lengths = lengths.to(ids.device, non_blocking=True)
-        mask = torch.arange(L, device=ids.device)[None, :] < dev_lengths[:, None]  # [B, L]
+        mask = length_mask(lengths, L, ids.device)  # [B, L]
 
         x = self.embedding_dropout(self.embedding(self._word_dropout(ids)))  # [B, L, E]
         # [B, L, H]; unpacked (the lesson's way), the RNN keeps running over the padding
@@ -123,11 +128,15 @@ class AttentionClassifier(nn.Module):
 
         z = F.relu(self.fc1(self.dropout(context)))
         logits = self.fc2(self.dropout(z))
-        if self.wide is not None:
-            logits = logits + self._wide_logits(*self._ngram_features(ids, mask, cfg.wide_ngrams))
-        if cfg.naive_bayes > 0 and not self.training:
-            nb = self._naive_bayes_logits(*self._ngram_features(ids, mask, cfg.naive_bayes_ngrams))
-            logits = self._mix_naive_bayes(logits, nb)
+        wide_order = cfg.wide_ngrams if self.wide is not None else 0
+        nb_order = cfg.naive_bayes_ngrams if cfg.naive_bayes > 0 and not self.training else 0
+        if wide_order or nb_order:  # one bag of n-grams serves both paths
+            features, counts = self._ngram_features(ids, mask, max(wide_order, nb_order))
+            if wide_order:
+                logits = logits + self._wide_logits(*_up_to(features, counts, L, wide_order))
+            if nb_order:
+                nb = self._naive_bayes_logits(*_up_to(features, counts, L, nb_order))
+                logits = self._mix_naive_bayes(logits, nb)
         return logits, attention
 
     def _word_dropout(self, ids: Tensor) -> Tensor:
@@ -181,10 +190,8 @@ class AttentionClassifier(nn.Module):
         C = self.nb_log_prior.numel()
         counts = torch.zeros_like(self.nb_log_probs)  # float32 counts are exact below 2**24
         for start in range(0, len(ids), 4096):  # chunks bound the n-gram tensors' memory
-            chunk, n = ids[start : start + 4096], lengths[start : start + 4096]
-            mask = torch.arange(chunk.shape[1], device=chunk.device)[None, :] < n[:, None].to(
-                chunk.device
-            )
+            chunk = ids[start : start + 4096]
+            mask = length_mask(lengths[start : start + 4096], chunk.shape[1], chunk.device)
             features, valid = self._ngram_features(chunk, mask, self.cfg.naive_bayes_ngrams)
             classes = labels[start : start + 4096, None].to(chunk.device).expand_as(features)
             cells = (features * C + classes)[valid.bool()]
@@ -195,3 +202,9 @@ class AttentionClassifier(nn.Module):
         self.nb_log_probs.copy_(log_probs.masked_fill(~seen[:, None], 0.0))
         per_class = torch.bincount(labels.to(counts.device), minlength=C).float()
         self.nb_log_prior.copy_(torch.log(per_class / per_class.sum()))
+
+
+def _up_to(features: Tensor, counts: Tensor, length: int, order: int) -> tuple[Tensor, Tensor]:
+    """The columns of a bag from `_ngram_features` that hold the words and 2..`order`-grams."""
+    width = sum(max(length - n + 1, 0) for n in range(1, order + 1))
+    return features[:, :width], counts[:, :width]
