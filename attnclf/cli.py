@@ -68,8 +68,9 @@ def train(
     ] = None,
 ) -> None:
     """Train a model and write a run folder (config, tokenizer, weights, metrics, plots)."""
-    from attnclf import train as training
+    from attnclf.errors import Interrupted
     from attnclf.metrics import format_metrics
+    from attnclf.training import train as training
 
     if resume is not None and overrides:
         raise UserError("--resume continues a run with its saved config; drop the --set options")
@@ -79,7 +80,7 @@ def train(
         else:
             cfg = _load(config, overrides)
             result = training.train(cfg, config.stem if config else "default", output_dir)
-    except training.Interrupted as exc:
+    except Interrupted as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
@@ -96,7 +97,7 @@ def data_download(
 ) -> None:
     """Download the configured dataset into data/ (skipped when present and valid)."""
     cfg = _load(config, overrides)
-    from attnclf.download import download
+    from attnclf.data.download import download
 
     if cfg.data.url is None:
         raise UserError("data.url is not set; pass --set data.url=URL to download a file")
@@ -113,9 +114,9 @@ def data_stats(
     """Rows, class balance, text lengths and train/test leakage of a labelled file."""
     import json
 
-    from attnclf.prepare import prepare
+    from attnclf.data.prepare import prepare
+    from attnclf.data.report import data_report, format_report
     from attnclf.preprocess import Preprocessor
-    from attnclf.report import data_report, format_report
 
     cfg = _load(config, overrides)
     splits = prepare(cfg, path, Preprocessor.from_config(cfg.preprocess))
@@ -181,30 +182,27 @@ def predict(
     ] = None,
 ) -> None:
     """Classify texts with a trained run, and show the attention behind each answer."""
-    from attnclf.predict import Predictor, format_prediction, plot_prediction, read_texts
+    from attnclf.predict import Predictor
+    from attnclf.render import format_prediction, plot_prediction
 
     if bool(texts) == (file is not None):
         raise UserError("give the texts to classify as arguments or with --file FILE, not both")
     predictor = Predictor.from_run(run)
-    if file is not None:
-        columns = dict.fromkeys([predictor.parts.config.data.text_column, "text", "title"])
-        texts = read_texts(file, list(columns))
     single = file is None and len(texts) == 1
+    if single:
+        predictions = iter([predictor.predict_one(texts[0], top_k)])
+    else:
+        predictions = predictor.predict_iter(predictor.read(file) if file else texts, top_k)
     truncated = 0
-    for i, p in enumerate(predictor.predict_iter(texts, top_k), start=1):
-        if single and p.error is not None:
-            raise UserError(f"the text is {p.error}")
+    for i, p in enumerate(predictions, start=1):
         truncated += p.truncated
         typer.echo(p.to_json() if fmt is OutputFormat.json else format_prediction(i, p, explain))
         if plot is not None and p.label is not None:
             path = plot if single else plot.with_name(f"{plot.stem}-{i}{plot.suffix}")
             typer.echo(f"attention plot: {plot_prediction(p, path)}", err=True)
-    if truncated:
-        typer.echo(
-            f"warning: {truncated} text(s) had more than tokenizer.max_seq_len="
-            f"{predictor.max_len} tokens; only their first {predictor.max_len} were used",
-            err=True,
-        )
+    warning = predictor.truncation_warning(truncated)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def main() -> None:

@@ -22,107 +22,168 @@ NEWS_URL = (
 NEWS_CHECKSUM = "gitsha1:3f527ab52dd7d14d4f80cdf8ca72ea8d71089367"
 
 
-def _range(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False) -> dict:
-    """Field metadata that bounds a number (closed unless `lo_open`)."""
-    return {"lo": lo, "hi": hi, "lo_open": lo_open}
+def _field(
+    default: Any,
+    help: str,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+) -> Any:
+    """A config field with its description and, for numbers, a range (closed unless `lo_open`)."""
+    return field(default=default, metadata={"help": help, "lo": lo, "hi": hi, "lo_open": lo_open})
 
 
 @dataclass
 class DataConfig:
     """Where the labelled CSV lives and how to read and split it."""
 
-    path: str = "data/news.csv"
-    url: str | None = NEWS_URL
-    checksum: str | None = NEWS_CHECKSUM
-    format: Literal["auto", "header", "ag_news"] = "auto"
-    text_column: str = "title"
-    label_column: str = "category"
-    use_description: bool = False
-    train_size: float = field(default=0.7, metadata=_range(0, 1, lo_open=True))
-    val_size: float = field(default=0.15, metadata=_range(0, 1, lo_open=True))
-    test_size: float = field(default=0.15, metadata=_range(0, 1, lo_open=True))
-    split_seed: int = 1234
+    path: str = _field("data/news.csv", "labelled CSV; downloaded from `data.url` when missing")
+    url: str | None = _field(NEWS_URL, "download source (the pinned Made-With-ML news.csv)")
+    checksum: str | None = _field(
+        NEWS_CHECKSUM, "`algo:hex` checksum of the download (md5, sha1, sha256, gitsha1)"
+    )
+    format: Literal["auto", "header", "ag_news"] = _field(
+        "auto", "`auto`, `header` (a headered CSV) or `ag_news` (class index, title, description)"
+    )
+    text_column: str = _field("title", "text column of a headered CSV")
+    label_column: str = _field("category", "label column of a headered CSV")
+    use_description: bool = _field(False, "AG News layout: the text is title + description")
+    train_size: float = _field(
+        0.7, "stratified split fractions (the three sum to 1)", 0, 1, lo_open=True
+    )
+    val_size: float = _field(0.15, "validation fraction", 0, 1, lo_open=True)
+    test_size: float = _field(0.15, "test fraction", 0, 1, lo_open=True)
+    split_seed: int = _field(1234, "seed of the split")
 
 
 @dataclass
 class PreprocessConfig:
     """The lesson's cleaning steps, each one switchable."""
 
-    lowercase: bool = True
-    stopwords: bool = True
-    remove_parentheses: bool = True
-    space_punctuation: bool = True
-    remove_non_alphanumeric: bool = True
+    lowercase: bool = _field(True, "lowercase")
+    stopwords: bool = _field(True, "drop NLTK English stopwords")
+    remove_parentheses: bool = _field(
+        True, "drop text in parentheses (source tags such as `(Reuters)`)"
+    )
+    space_punctuation: bool = _field(True, "put spaces around punctuation")
+    remove_non_alphanumeric: bool = _field(True, "replace other characters with spaces")
 
 
 @dataclass
 class TokenizerConfig:
     """Vocabulary policy and sequence length."""
 
-    level: Literal["word", "char"] = "word"
-    num_tokens: int | None = field(default=None, metadata=_range(1))
-    min_freq: int = field(default=1, metadata=_range(1))
-    max_seq_len: int = field(default=64, metadata=_range(1))
-    # pad every batch to at least this many positions (null: to its longest text); with
-    # model.pack_sequences false it fixes how far the RNN runs past each text's end
-    pad_to: int | None = field(default=None, metadata=_range(1))
+    level: Literal["word", "char"] = _field("word", "`word` or `char` tokens")
+    num_tokens: int | None = _field(
+        None, "keep only the N most frequent tokens (plus `<PAD>`, `<UNK>`); `null`: all", 1
+    )
+    min_freq: int = _field(1, "drop tokens seen fewer times in the training split", 1)
+    max_seq_len: int = _field(64, "longer texts are truncated to their first tokens", 1)
+    pad_to: int | None = _field(
+        None,
+        "pad every batch to at least this width (`null`: its longest text); with "
+        "`model.pack_sequences` false it fixes how far the RNN runs past each text's end",
+        1,
+    )
 
 
 @dataclass
 class ModelConfig:
-    """Embedding, RNN, attention and classifier head sizes."""
+    """Embedding, RNN, attention and classifier head sizes, and the n-gram paths."""
 
-    embedding_dim: int = field(default=100, metadata=_range(1))
-    embedding_dropout: float = field(default=0.0, metadata=_range(0, 1))
-    # std of the word embeddings' normal init: 1.0 is PyTorch's (the lesson's); with ~0.1 the
-    # few Adam steps a rare word gets outweigh its random start
-    embedding_init_std: float = field(default=1.0, metadata=_range(0, lo_open=True))
-    cell: Literal["rnn", "gru", "lstm"] = "gru"
-    rnn_hidden_dim: int = field(default=128, metadata=_range(1))
-    num_layers: int = field(default=1, metadata=_range(1))
-    bidirectional: bool = True
-    attention: Literal["linear", "additive"] = "additive"
-    attention_dim: int = field(default=64, metadata=_range(1))
-    mask_padding: bool = True
-    # false: the RNN also runs over the padding (the lesson's nn.RNN on padded batches), so
-    # outputs past a text's end depend on its padding: set tokenizer.pad_to to fix it
-    pack_sequences: bool = True
-    # probability that a token is replaced by <UNK> on the RNN path while training
-    word_dropout: float = field(default=0.0, metadata=_range(0, 1))
-    # linear path over word 1..n-grams added to the logits (0 turns it off)
-    wide_ngrams: int = field(default=0, metadata=_range(0))
-    # hash buckets for the 2..n-grams of the wide and naive Bayes paths
-    wide_buckets: int = field(default=262_144, metadata=_range(1))
-    # weight of a multinomial naive Bayes over word 1..n-grams, fitted in closed form on the
-    # training split and mixed into the predicted probabilities (0 turns it off)
-    naive_bayes: float = field(default=0.0, metadata=_range(0, 1))
-    naive_bayes_ngrams: int = field(default=2, metadata=_range(1))
-    naive_bayes_alpha: float = field(default=1.0, metadata=_range(0, lo_open=True))  # smoothing
-    hidden_dim: int = field(default=100, metadata=_range(1))
-    dropout: float = field(default=0.3, metadata=_range(0, 1))
+    embedding_dim: int = _field(100, "embedding size", 1)
+    embedding_dropout: float = _field(0.0, "dropout on the embeddings", 0, 1)
+    embedding_init_std: float = _field(
+        1.0,
+        "std of the word embeddings' normal init: 1.0 is PyTorch's (the lesson's); with ~0.1 "
+        "the few Adam steps a rare word gets outweigh its random start",
+        0,
+        lo_open=True,
+    )
+    cell: Literal["rnn", "gru", "lstm"] = _field("gru", "`rnn`, `gru` or `lstm`")
+    rnn_hidden_dim: int = _field(128, "RNN hidden size (per direction)", 1)
+    num_layers: int = _field(1, "stacked RNN layers", 1)
+    bidirectional: bool = _field(True, "run the RNN in both directions")
+    attention: Literal["linear", "additive"] = _field(
+        "additive", "`linear` (`softmax(w . h + b)`) or `additive` (`softmax(u . tanh(W h + b))`)"
+    )
+    attention_dim: int = _field(64, "additive attention size", 1)
+    mask_padding: bool = _field(True, "padding gets exactly zero attention")
+    pack_sequences: bool = _field(
+        True,
+        "`false`: the RNN also runs over the padding (the lesson's `nn.RNN` on padded "
+        "batches), so outputs depend on it: pair with `tokenizer.pad_to`",
+    )
+    word_dropout: float = _field(
+        0.0, "chance that a token reaches the RNN as `<UNK>` while training", 0, 1
+    )
+    wide_ngrams: int = _field(
+        0,
+        "the wide path: a linear model over each text's words and hashed word 2..n-grams, "
+        "added to the RNN's logits (Wide & Deep; fastText's linear model). 0 = off, 2 = words "
+        "+ bigrams",
+        0,
+    )
+    wide_buckets: int = _field(
+        262_144, "hash buckets for the 2..n-grams of the wide and naive Bayes paths", 1
+    )
+    naive_bayes: float = _field(
+        0.0,
+        "weight `w` of the naive Bayes path: a multinomial naive Bayes over each text's words "
+        "and hashed word 2..n-grams, fitted in closed form on the training split and saved "
+        "with the weights. The model's probabilities are `(1 - w) * network + w * naive "
+        "Bayes`; the network trains alone. 0 = off",
+        0,
+        1,
+    )
+    naive_bayes_ngrams: int = _field(2, "naive Bayes' n-gram order (2 = words + bigrams)", 1)
+    naive_bayes_alpha: float = _field(1.0, "naive Bayes' additive smoothing", 0, lo_open=True)
+    hidden_dim: int = _field(100, "hidden size of the classifier head", 1)
+    dropout: float = _field(0.3, "dropout in the classifier head (and between RNN layers)", 0, 1)
 
 
 @dataclass
 class TrainConfig:
     """Optimiser, schedule, early stopping, batching and device."""
 
-    epochs: int = field(default=20, metadata=_range(1))
-    batch_size: int = field(default=64, metadata=_range(1))
-    eval_batch_size: int = field(default=512, metadata=_range(1))
-    lr: float = field(default=1e-3, metadata=_range(0, lo_open=True))
-    wide_lr: float = field(default=0.02, metadata=_range(0, lo_open=True))  # wide path's lr
-    weight_decay: float = field(default=0.0, metadata=_range(0))
-    label_smoothing: float = field(default=0.0, metadata=_range(0, 1))
-    patience: int = field(default=3, metadata=_range(1))
-    lr_factor: float = field(default=0.1, metadata=_range(0, 1, lo_open=True))
-    lr_patience: int = field(default=1, metadata=_range(0))
-    grad_clip: float | None = field(default=None, metadata=_range(0, lo_open=True))
-    class_weights: Literal["none", "inverse"] = "none"
-    bucketing: bool = True
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
-    amp: bool = True
-    seed: int = 1234
-    num_threads: int | None = field(default=None, metadata=_range(1))
+    epochs: int = _field(20, "most epochs to train", 1)
+    batch_size: int = _field(64, "training batch size (per process under torchrun)", 1)
+    eval_batch_size: int = _field(512, "batch size of validation and test passes", 1)
+    lr: float = _field(1e-3, "Adam learning rate", 0, lo_open=True)
+    wide_lr: float = _field(
+        0.02,
+        "Adam learning rate of the wide path (a linear model over sparse features needs "
+        "larger steps)",
+        0,
+        lo_open=True,
+    )
+    weight_decay: float = _field(0.0, "Adam weight decay", 0)
+    label_smoothing: float = _field(0.0, "label smoothing of the training loss", 0, 1)
+    patience: int = _field(
+        3, "early stopping: epochs without a better validation loss; the best epoch is kept", 1
+    )
+    stop_on: Literal["model", "network"] = _field(
+        "model",
+        "the validation loss behind early stopping and the LR schedule: `model`, the model's "
+        "own predictions (naive Bayes mix included, what `predict` serves), or `network`, the "
+        "network alone (what the gradient trains); the same without naive Bayes",
+    )
+    lr_factor: float = _field(0.1, "ReduceLROnPlateau: factor", 0, 1, lo_open=True)
+    lr_patience: int = _field(1, "ReduceLROnPlateau: patience in epochs", 0)
+    grad_clip: float | None = _field(
+        None, "max gradient norm (`null`: no clipping)", 0, lo_open=True
+    )
+    class_weights: Literal["none", "inverse"] = _field(
+        "none", "`none` or `inverse` (each class's loss weighted by 1/count)"
+    )
+    bucketing: bool = _field(True, "length-bucketed batches (less padding)")
+    device: Literal["auto", "cpu", "cuda", "mps"] = _field(
+        "auto", "`auto` (CUDA, then MPS, then CPU), `cpu`, `cuda`, `mps`"
+    )
+    amp: bool = _field(True, "bf16 autocast on CUDA")
+    seed: int = _field(1234, "seed of initialisation, dropout and batch order")
+    num_threads: int | None = _field(None, "CPU threads (`null`: torch's default)", 1)
 
 
 @dataclass
@@ -138,6 +199,16 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict, ready for YAML."""
         return dataclasses.asdict(self)
+
+
+def reference() -> list[tuple[str, Any, str]]:
+    """Every config key (`section.key`) with its built-in default and its description."""
+    hints = typing.get_type_hints(Config)
+    return [
+        (f"{section}.{f.name}", f.default, f.metadata["help"])
+        for section in hints
+        for f in dataclasses.fields(hints[section])
+    ]
 
 
 _SCALAR_CHECKS = {
@@ -190,7 +261,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def _check_range(value: Any, meta: dict, where: str) -> None:
     """Raise if a number lies outside the field's declared range."""
-    if value is None or "lo" not in meta:
+    if value is None:
         return
     lo, hi, lo_open = meta["lo"], meta["hi"], meta["lo_open"]
     if lo is not None and (value <= lo if lo_open else value < lo):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from attnclf.data import read_labelled
+from attnclf.data.read import read_labelled
 from attnclf.errors import UserError
 from attnclf.metrics import classification_metrics
 from attnclf.predict import Predictor
@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 def evaluate_run(run_dir: str | Path, data_path: str | Path) -> dict:
     """Metrics (the layout of a run's metrics.json) of the run at `run_dir` on a labelled file."""
     predictor = Predictor.from_run(run_dir)
-    labels = predictor.parts.labels
-    frame = read_labelled(data_path, predictor.parts.config.data).frame
+    labels = predictor.run.labels
+    frame = read_labelled(data_path, predictor.run.config.data).frame
     unseen = labels.unknown(frame["label"])
     if unseen:
         raise UserError(

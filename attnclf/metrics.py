@@ -21,25 +21,37 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.divide(num, den, out=np.zeros(num.shape, dtype=float), where=den > 0)
 
 
-def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict:
-    """Overall (weighted and macro), per-class metrics and the confusion matrix itself."""
-    cm = np.asarray(cm, dtype=np.int64)
+def _per_class(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Precision, recall, F1 and support of each class of a confusion matrix."""
     tp = np.diag(cm).astype(float)
     support = cm.sum(axis=1)
     precision = _ratio(tp, cm.sum(axis=0).astype(float))
     recall = _ratio(tp, support.astype(float))
-    f1 = _ratio(2 * precision * recall, precision + recall)
+    return precision, recall, _ratio(2 * precision * recall, precision + recall), support
+
+
+def overall_metrics(cm: np.ndarray) -> dict:
+    """Weighted precision, recall and F1, accuracy, macro F1 and sample count of a matrix."""
+    cm = np.asarray(cm, dtype=np.int64)
+    precision, recall, f1, support = _per_class(cm)
     total = int(support.sum())
     weights = support / total if total else np.zeros(len(support))
     return {
-        "overall": {
-            "precision": float(precision @ weights),
-            "recall": float(recall @ weights),
-            "f1": float(f1 @ weights),
-            "accuracy": float(tp.sum() / total) if total else 0.0,
-            "macro_f1": float(f1.mean()),
-            "num_samples": total,
-        },
+        "precision": float(precision @ weights),
+        "recall": float(recall @ weights),
+        "f1": float(f1 @ weights),
+        "accuracy": float(np.trace(cm) / total) if total else 0.0,
+        "macro_f1": float(f1.mean()),
+        "num_samples": total,
+    }
+
+
+def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict:
+    """Overall (weighted and macro), per-class metrics and the confusion matrix itself."""
+    cm = np.asarray(cm, dtype=np.int64)
+    precision, recall, f1, support = _per_class(cm)
+    return {
+        "overall": overall_metrics(cm),
         "class": {
             name: {
                 "precision": float(precision[i]),

@@ -1,16 +1,15 @@
-"""RNN + attention text classifier, with optional n-gram paths: a linear "wide" one, naive Bayes.
+"""The classifier: an RNN + attention network, a wide n-gram path, and a naive Bayes mix.
 
 The deep path is embedding -> packed RNN -> attention -> MLP. The wide path (Wide & Deep,
 Cheng et al. 2016; the linear model of fastText) scores each text's words and hashed word
-2..n-grams with one weight per class and adds those scores to the deep path's logits: a
-linear bag of n-grams is what wins on few, short texts, the RNN adds what word order says.
+2..n-grams and adds those scores to the deep path's logits: a linear bag of n-grams is what
+wins on few, short texts, the RNN adds what word order says. Together they are the network,
+trained by gradient.
 
-The naive Bayes path (`naive_bayes` > 0) is a multinomial naive Bayes over the words and
-hashed 2..n-grams (`naive_bayes_ngrams`), fitted in closed form on the training split
-(`fit_naive_bayes`) and stored as buffers.
-Outside training, the model's probabilities are a mixture of the network's and naive Bayes'
-(an ensemble of a generative and a discriminative model, as in Mesnil et al. 2014); the
-network trains alone, so it never leans on naive Bayes.
+The naive Bayes path (`naive_bayes` > 0) is fitted in closed form on the training split
+(`fit_naive_bayes`). The model's probabilities (`log_probs`) mix the network's with naive
+Bayes' (an ensemble of a generative and a discriminative model, as in Mesnil et al. 2014);
+`forward` returns the network alone, which is what trains, so it never leans on naive Bayes.
 
 Padding invariance (with `pack_sequences`, the default; `mask_padding` for the attention):
 the RNN runs on packed sequences (so padding never enters its state, in either direction),
@@ -20,54 +19,28 @@ count only the words and n-grams that lie inside each text's length.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnclf.config import ModelConfig
+from attnclf.layers import (
+    ATTENTIONS,
+    NaiveBayes,
+    WideNgrams,
+    length_mask,
+    ngram_features,
+    rnn_flops_per_token,
+    run_packed,
+    up_to,
+)
+from attnclf.tokenizer import UNK_ID
 
 RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-UNK_ID = 1  # the tokenizer's <UNK>; word dropout swaps tokens for it
-
-_HASH_PRIME = 2_147_483_647  # 2**31 - 1: keeps h * _HASH_MULT + id well inside int64
-_HASH_MULT = 1_000_003
-
-
-def hash_ngrams(ids: Tensor, n: int, buckets: int) -> Tensor:
-    """Bucket ids [B, L - n + 1] of every window of `n` consecutive token ids in `ids` [B, L]."""
-    windows = ids.long().unfold(1, n, 1)  # [B, L - n + 1, n]
-    h = torch.full_like(windows[..., 0], n)  # seed with n so orders hash apart
-    for k in range(n):  # loop over the n-gram order only, never over the batch
-        h = (h * _HASH_MULT + windows[..., k]) % _HASH_PRIME
-    return h % buckets
-
-
-def length_mask(lengths: Tensor, width: int, device: torch.device) -> Tensor:
-    """Boolean mask [B, width] on `device`: True at the positions inside each of `lengths` [B]."""
-    lengths = lengths.to(device, non_blocking=True)
-    return torch.arange(width, device=device)[None, :] < lengths[:, None]
-
-
-def run_packed(rnn: nn.RNNBase, x: Tensor, lengths: Tensor) -> Tensor:
-    """Run `rnn` over rows [B, L, E] of CPU `lengths` [B] (any order) -> outputs [B, L, H].
-
-    Rows keep their order, and outputs are zero past each length. The sort is done here
-    because `enforce_sorted=False` packing copies the order to the GPU and back with
-    blocking copies: a host-device sync on every batch.
-    """
-    lengths, order = torch.sort(lengths, descending=True)
-    restore = torch.argsort(order)
-    order, restore = (t.to(x.device, non_blocking=True) for t in (order, restore))
-    packed = pack_padded_sequence(x.index_select(0, order), lengths, batch_first=True)
-    out, _ = pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=x.shape[1])
-    return out.index_select(0, restore)
 
 
 class AttentionClassifier(nn.Module):
-    """Embedding -> packed RNN -> (masked) attention -> MLP head, returning logits and weights."""
+    """Embedding -> packed RNN -> (masked) attention -> MLP head, plus the n-gram paths."""
 
     def __init__(self, vocab_size: int, num_classes: int, cfg: ModelConfig) -> None:
         """Build the layers described by `cfg` for a vocabulary and label set of given sizes."""
@@ -86,32 +59,44 @@ class AttentionClassifier(nn.Module):
             dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
         )
         out_dim = cfg.rnn_hidden_dim * (2 if cfg.bidirectional else 1)
-        if cfg.attention == "linear":
-            self.attn_proj: nn.Module = nn.Identity()
-            self.attn_score = nn.Linear(out_dim, 1)
-        else:
-            self.attn_proj = nn.Sequential(nn.Linear(out_dim, cfg.attention_dim), nn.Tanh())
-            self.attn_score = nn.Linear(cfg.attention_dim, 1, bias=False)
+        self.attention = ATTENTIONS[cfg.attention](out_dim, cfg)
         self.dropout = nn.Dropout(cfg.dropout)
         self.fc1 = nn.Linear(out_dim, cfg.hidden_dim)
         self.fc2 = nn.Linear(cfg.hidden_dim, num_classes)
-        self.wide = (
-            nn.EmbeddingBag(vocab_size + cfg.wide_buckets, num_classes, mode="sum")
-            if cfg.wide_ngrams > 0
+        rows = vocab_size + cfg.wide_buckets  # words, then n-gram buckets
+        self.wide = WideNgrams(rows, num_classes, cfg.wide_ngrams) if cfg.wide_ngrams else None
+        self.naive_bayes = (
+            NaiveBayes(
+                rows, num_classes, cfg.naive_bayes_ngrams, cfg.naive_bayes_alpha, cfg.naive_bayes
+            )
+            if cfg.naive_bayes > 0
             else None
         )
-        if self.wide is not None:  # zeros: n-grams never seen in training add nothing
-            nn.init.zeros_(self.wide.weight)
-        if cfg.naive_bayes > 0:  # uniform until fit_naive_bayes; saved with the weights
-            rows = vocab_size + cfg.wide_buckets
-            self.register_buffer("nb_log_probs", torch.zeros(rows, num_classes))
-            self.register_buffer("nb_log_prior", torch.zeros(num_classes))
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Map token ids [B, L] and lengths [B] (any device) to logits [B, C] and weights [B, L].
+        """The network's logits [B, C] and attention [B, L] for ids [B, L], lengths [B].
 
-        With the naive Bayes path, outside training, the logits are the mixture's log-probabilities.
+        This is what trains: the deep and wide paths, never naive Bayes (see `log_probs`).
         """
+        return self._outputs(ids, lengths, with_naive_bayes=False)
+
+    def log_probs(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The whole model's class scores [B, C] (softmax gives its probabilities), attention.
+
+        With naive Bayes they are the mixture's log-probabilities; without, the network's
+        logits (log-probabilities up to a constant per row).
+        """
+        return self._outputs(ids, lengths, with_naive_bayes=self.naive_bayes is not None)
+
+    def probabilities(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The whole model's class probabilities [B, C] and the attention [B, L]."""
+        scores, attention = self.log_probs(ids, lengths)
+        return torch.softmax(scores.float(), dim=-1), attention
+
+    def _outputs(
+        self, ids: Tensor, lengths: Tensor, with_naive_bayes: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Deep path, plus the wide path, plus (if asked) the naive Bayes mix."""
         cfg, L = self.cfg, ids.shape[1]
         lengths = lengths.clamp(min=1)  # an all-padding row attends to position 0
         mask = length_mask(lengths, L, ids.device)  # [B, L]
@@ -119,24 +104,20 @@ class AttentionClassifier(nn.Module):
         x = self.embedding_dropout(self.embedding(self._word_dropout(ids)))  # [B, L, E]
         # [B, L, H]; unpacked (the lesson's way), the RNN keeps running over the padding
         out = run_packed(self.rnn, x, lengths.cpu()) if cfg.pack_sequences else self.rnn(x)[0]
-
-        scores = self.attn_score(self.attn_proj(out)).squeeze(-1).float()  # [B, L]
-        if cfg.mask_padding:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        attention = F.softmax(scores, dim=-1)
+        attention = self.attention(out, mask if cfg.mask_padding else None)
         context = torch.bmm(attention.unsqueeze(1).to(out.dtype), out).squeeze(1)  # [B, H]
-
         z = F.relu(self.fc1(self.dropout(context)))
         logits = self.fc2(self.dropout(z))
-        wide_order = cfg.wide_ngrams if self.wide is not None else 0
-        nb_order = cfg.naive_bayes_ngrams if cfg.naive_bayes > 0 and not self.training else 0
+
+        wide_order = self.wide.order if self.wide is not None else 0
+        nb_order = self.naive_bayes.order if with_naive_bayes and self.naive_bayes else 0
         if wide_order or nb_order:  # one bag of n-grams serves both paths
-            features, counts = self._ngram_features(ids, mask, max(wide_order, nb_order))
-            if wide_order:
-                logits = logits + self._wide_logits(*_up_to(features, counts, L, wide_order))
+            features, counts = self._ngrams(ids, mask, max(wide_order, nb_order))
+            if self.wide is not None:
+                logits = logits + self.wide(*up_to(features, counts, L, wide_order))
             if nb_order:
-                nb = self._naive_bayes_logits(*_up_to(features, counts, L, nb_order))
-                logits = self._mix_naive_bayes(logits, nb)
+                nb = self.naive_bayes(*up_to(features, counts, L, nb_order))
+                logits = self.naive_bayes.mix(logits, nb)
         return logits, attention
 
     def _word_dropout(self, ids: Tensor) -> Tensor:
@@ -147,64 +128,60 @@ class AttentionClassifier(nn.Module):
         drop = torch.rand(ids.shape, device=ids.device) < p
         return ids.masked_fill(drop & (ids > UNK_ID), UNK_ID)
 
-    def _ngram_features(self, ids: Tensor, mask: Tensor, order: int) -> tuple[Tensor, Tensor]:
-        """Rows [B, F] of each text's words and hashed 2..n-grams; counts [B, F], 0 for padding."""
-        features, valid = [ids], [mask]
-        for n in range(2, order + 1):
-            if n > ids.shape[1]:
-                break
-            features.append(
-                self.embedding.num_embeddings + hash_ngrams(ids, n, self.cfg.wide_buckets)
-            )
-            valid.append(mask[:, n - 1 :])  # n-gram i is valid iff i + n <= length
-        return torch.cat(features, dim=1), torch.cat(valid, dim=1).float()
-
-    def _wide_logits(self, features: Tensor, counts: Tensor) -> Tensor:
-        """The wide path's class scores [B, C]: its rows summed with the counts L2-normalised."""
-        assert self.wide is not None
-        weights = counts / counts.sum(dim=1, keepdim=True).sqrt()
-        return self.wide(features, per_sample_weights=weights)
-
-    def _naive_bayes_logits(self, features: Tensor, counts: Tensor) -> Tensor:
-        """Naive Bayes' joint log-likelihoods [B, C]: log P(class) + sum of log P(n-gram|class)."""
-        bag = F.embedding_bag(features, self.nb_log_probs, per_sample_weights=counts, mode="sum")
-        return bag + self.nb_log_prior
-
-    def _mix_naive_bayes(self, logits: Tensor, nb: Tensor) -> Tensor:
-        """log((1 - w) * softmax(logits) + w * softmax(nb)), w = `naive_bayes` (no device sync)."""
-        w = self.cfg.naive_bayes
-        nb = F.log_softmax(nb, dim=-1)
-        if w == 1:
-            return nb
-        return torch.logaddexp(
-            F.log_softmax(logits.float(), dim=-1) + math.log1p(-w), nb + math.log(w)
+    def _ngrams(self, ids: Tensor, mask: Tensor, order: int) -> tuple[Tensor, Tensor]:
+        """This model's bag of words and hashed n-grams up to `order` (see `ngram_features`)."""
+        return ngram_features(
+            ids, mask, order, self.embedding.num_embeddings, self.cfg.wide_buckets
         )
 
     @torch.no_grad()
     def fit_naive_bayes(self, ids: Tensor, lengths: Tensor, labels: Tensor) -> None:
-        """Fit the naive Bayes path on training texts: ids [N, L], lengths [N], labels [N].
+        """Fit the naive Bayes path on training texts: ids [N, L], lengths [N], labels [N]."""
+        assert self.naive_bayes is not None, "the model has no naive Bayes path"
+        order, chunk = self.naive_bayes.order, 4096  # chunks bound the n-gram tensors' memory
 
-        Like scikit-learn's MultinomialNB: P(n-gram | class) is Laplace/Lidstone-smoothed
-        (`naive_bayes_alpha`) over the n-grams seen in training; unseen ones add nothing.
-        """
-        C = self.nb_log_prior.numel()
-        counts = torch.zeros_like(self.nb_log_probs)  # float32 counts are exact below 2**24
-        for start in range(0, len(ids), 4096):  # chunks bound the n-gram tensors' memory
-            chunk = ids[start : start + 4096]
-            mask = length_mask(lengths[start : start + 4096], chunk.shape[1], chunk.device)
-            features, valid = self._ngram_features(chunk, mask, self.cfg.naive_bayes_ngrams)
-            classes = labels[start : start + 4096, None].to(chunk.device).expand_as(features)
-            cells = (features * C + classes)[valid.bool()]
-            counts.view(-1).index_add_(0, cells, torch.ones_like(cells, dtype=counts.dtype))
-        seen = counts.sum(dim=1) > 0
-        alpha = self.cfg.naive_bayes_alpha
-        log_probs = torch.log((counts + alpha) / (counts.sum(dim=0) + alpha * seen.sum()))
-        self.nb_log_probs.copy_(log_probs.masked_fill(~seen[:, None], 0.0))
-        per_class = torch.bincount(labels.to(counts.device), minlength=C).float()
-        self.nb_log_prior.copy_(torch.log(per_class / per_class.sum()))
+        def bags():
+            for start in range(0, len(ids), chunk):
+                rows = ids[start : start + chunk]
+                mask = length_mask(lengths[start : start + chunk], rows.shape[1], rows.device)
+                yield (*self._ngrams(rows, mask, order), labels[start : start + chunk])
 
+        self.naive_bayes.fit(bags())
 
-def _up_to(features: Tensor, counts: Tensor, length: int, order: int) -> tuple[Tensor, Tensor]:
-    """The columns of a bag from `_ngram_features` that hold the words and 2..`order`-grams."""
-    width = sum(max(length - n + 1, 0) for n in range(1, order + 1))
-    return features[:, :width], counts[:, :width]
+    def parameter_groups(self, wide_lr: float) -> list[dict]:
+        """Optimiser groups: the deep path at the optimiser's lr, the wide path at `wide_lr`."""
+        wide = list(self.wide.parameters()) if self.wide is not None else []
+        deep = [p for p in self.parameters() if all(p is not w for w in wide)]
+        return [{"params": deep}] + ([{"params": wide, "lr": wide_lr}] if wide else [])
+
+    def forward_flops(self, tokens: float) -> float:
+        """Forward matmul FLOPs for one text of `tokens` tokens: RNN, attention, pooling, heads."""
+        out = self.fc1.in_features
+        per_token = rnn_flops_per_token(self.cfg) + self.attention.flops_per_token() + 2 * out
+        if self.wide is not None:
+            per_token += self.wide.flops_per_token()
+        head = 2 * out * self.fc1.out_features + 2 * self.fc2.in_features * self.fc2.out_features
+        return tokens * per_token + head
+
+    @staticmethod
+    def sizes(state: dict[str, Tensor]) -> tuple[int, int] | None:
+        """(vocabulary size, number of classes) of saved weights; None if not this model's."""
+        emb, out = state.get("embedding.weight"), state.get("fc2.weight")
+        return None if emb is None or out is None else (emb.shape[0], out.shape[0])
+
+    @staticmethod
+    def upgrade_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weights saved by attnclf 0.1.0 (one flat module) under this model's names."""
+        renames = {
+            "attn_proj.0.": "attention.proj.",
+            "attn_score.": "attention.score.",
+            "wide.weight": "wide.table.weight",
+            "nb_log_probs": "naive_bayes.log_probs",
+            "nb_log_prior": "naive_bayes.log_prior",
+        }
+
+        def rename(key: str) -> str:
+            old = next((o for o in renames if key.startswith(o)), None)
+            return key if old is None else renames[old] + key[len(old) :]
+
+        return {rename(k): v for k, v in state.items()}

@@ -10,6 +10,7 @@ from typing import Literal
 from attnclf.jsonio import read_json, write_json
 
 PAD, UNK = "<PAD>", "<UNK>"
+PAD_ID, UNK_ID = 0, 1  # every vocabulary starts with them
 
 
 class Tokenizer:

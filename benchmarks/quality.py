@@ -1,7 +1,7 @@
 """Quality benchmark: attnclf's configs against TF-IDF + logistic regression and fastText.
 
 Every system trains and is scored on the same stratified split that `attnclf train` uses
-(`attnclf.prepare.prepare` with the config's `data.split_seed`). Each baseline runs on the
+(`attnclf.data.prepare.prepare` with the config's `data.split_seed`). Each baseline runs on the
 lesson's preprocessing (configs/seed.yaml) and on the default config's; ablation rows switch
 each of the default config's settings (those that differ from the built-in defaults) back to
 the built-in value, one at a time. Results go to quality.json and quality.md.
@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from attnclf.config import Config, apply_overrides, from_dict, load_config, read_yaml  # noqa: E402
+from attnclf.data.prepare import Splits, prepare  # noqa: E402
 from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
 from attnclf.metrics import classification_metrics  # noqa: E402
-from attnclf.prepare import Splits, prepare  # noqa: E402
 from attnclf.preprocess import Preprocessor  # noqa: E402
-from attnclf.train import train  # noqa: E402
+from attnclf.training.train import train  # noqa: E402
 
 DEFAULT_YAML = ROOT / "configs" / "default.yaml"
 SEED_YAML = ROOT / "configs" / "seed.yaml"

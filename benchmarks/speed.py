@@ -36,14 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from attnclf import run as runfiles  # noqa: E402
+from attnclf import runfolder  # noqa: E402
 from attnclf.batching import make_loader, padding_fraction  # noqa: E402
-from attnclf.config import ModelConfig, load_config  # noqa: E402
+from attnclf.config import load_config  # noqa: E402
 from attnclf.jsonio import read_json, write_json, write_text_atomic  # noqa: E402
 from attnclf.model import AttentionClassifier  # noqa: E402
-from attnclf.prepare import prepare  # noqa: E402
-from attnclf.train import _class_weights, _dataset  # noqa: E402
-from attnclf.trainer import Trainer  # noqa: E402
+from attnclf.training.build import Encoders, build  # noqa: E402
 
 CONFIG = ROOT / "configs" / "default.yaml"
 SECTIONS = ("train", "predict", "startup")
@@ -184,8 +182,8 @@ def bench_train(b: Bench) -> None:
     epoch, first, wall, rss = [], [], [], []
     for _ in range(repeats):
         child = run_child(train_args(b, epochs=2), b.tmp)
-        b.run_dir = (b.tmp / "runs" / runfiles.LATEST).resolve()
-        history = read_json(b.run_dir / runfiles.HISTORY)
+        b.run_dir = (b.tmp / "runs" / runfolder.LATEST).resolve()
+        history = read_json(b.run_dir / runfolder.HISTORY)
         first.append(history[0]["seconds"])
         epoch.append(history[1]["seconds"])
         wall.append(child.seconds)
@@ -209,20 +207,15 @@ def breakdown(b: Bench) -> None:
     """
     assert b.run_dir is not None and b.corpus is not None
     cfg = load_config(b.args.config, [f"data.path={b.corpus}", f"train.device={b.device}"])
-    device = torch.device(b.device)
-    if cfg.train.num_threads is not None:
-        torch.set_num_threads(cfg.train.num_threads)
-    preprocessor, tokenizer, labels = runfiles.load_encoders(b.run_dir, cfg)
-    splits = prepare(cfg, b.corpus, preprocessor)
-    train_ds, val_ds = (
-        _dataset(f, tokenizer, labels, cfg.tokenizer).to(device) for f in (splits.train, splits.val)
+    encoders = Encoders(*runfolder.read_encoders(b.run_dir, cfg))
+    run = build(cfg, encoders=encoders)
+    device, trainer, t = run.device, run.trainer, cfg.train
+    train_ds, val_ds, loader, val_loader = (
+        run.train_data,
+        run.val_data,
+        run.train_loader,
+        run.val_loader,
     )
-    t = cfg.train
-    loader = make_loader(train_ds, t.batch_size, shuffle=True, bucket=t.bucketing, seed=t.seed)
-    val_loader = make_loader(val_ds, t.eval_batch_size, shuffle=False, bucket=True)
-    model = AttentionClassifier(len(tokenizer), len(labels), cfg.model)
-    weights = _class_weights(cfg, train_ds.labels, len(labels))
-    trainer = Trainer(model, t, device, len(labels), weights)
     trainer.train_epoch(list(itertools.islice(loader, 20)))  # warm-up: allocator, kernels
     n, threads = len(train_ds), torch.get_num_threads()
     compare_threads = device.type == "cpu" and threads > 1
@@ -256,7 +249,7 @@ def breakdown(b: Bench) -> None:
     b.add("padding_bucketed", "padded positions, length-bucketed batches", "fraction", padded)
     b.add("padding_unbucketed", "padded positions, batches in random order", "fraction", unpadded)
     if device.type == "cuda":
-        gpu_utilisation(b, cfg.model, len(labels), train_ds.lengths, passes, n)
+        gpu_utilisation(b, run.model, train_ds.lengths, passes, n)
 
 
 def ensure_run(b: Bench) -> Path:
@@ -264,7 +257,7 @@ def ensure_run(b: Bench) -> Path:
     if b.run_dir is None:
         print("training a 1-epoch run to predict with (not timed)", flush=True)
         run_child(train_args(b, epochs=1), b.tmp)
-        b.run_dir = (b.tmp / "runs" / runfiles.LATEST).resolve()
+        b.run_dir = (b.tmp / "runs" / runfolder.LATEST).resolve()
     return b.run_dir
 
 
@@ -311,29 +304,6 @@ def bench_startup(b: Bench) -> None:
         b.add(key, label, "s", [run_child(command, b.tmp).seconds for _ in range(repeats)])
 
 
-def rnn_flops_per_token(m: ModelConfig) -> float:
-    """Forward matmul FLOPs per token of the RNN stack (2 per multiply-add)."""
-    gates = {"rnn": 1, "gru": 3, "lstm": 4}[m.cell]
-    directions = 2 if m.bidirectional else 1
-    total, width = 0.0, m.embedding_dim
-    for _ in range(m.num_layers):
-        total += directions * 2 * gates * m.rnn_hidden_dim * (width + m.rnn_hidden_dim)
-        width = directions * m.rnn_hidden_dim
-    return total
-
-
-def forward_flops_per_sample(m: ModelConfig, num_classes: int, tokens: float) -> float:
-    """Forward matmul FLOPs for one text of `tokens` tokens: RNN, attention, pooling, heads."""
-    out = m.rnn_hidden_dim * (2 if m.bidirectional else 1)
-    attention = (
-        2 * out if m.attention == "linear" else 2 * out * m.attention_dim + 2 * m.attention_dim
-    )
-    pooling = 2 * out  # the attention-weighted sum of RNN outputs
-    head = 2 * out * m.hidden_dim + 2 * m.hidden_dim * num_classes
-    wide = 2 * num_classes * m.wide_ngrams  # ~one word and one n-gram of each order per token
-    return tokens * (rnn_flops_per_token(m) + attention + pooling + wide) + head
-
-
 def matmul_peak(device: torch.device, size: int = 8192, iters: int = 20) -> float:
     """Measured dense bf16 matmul throughput of `device`, in FLOP/s (best of 3)."""
     a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
@@ -345,22 +315,22 @@ def matmul_peak(device: torch.device, size: int = 8192, iters: int = 20) -> floa
 
 def gpu_utilisation(
     b: Bench,
-    m: ModelConfig,
-    num_classes: int,
+    model: AttentionClassifier,
     lengths: torch.Tensor,
     passes: list[float],
     n: int,
 ) -> None:
     """Model FLOP/s of the train passes against the device's measured bf16 matmul peak."""
     tokens = float(lengths.clamp(min=1).float().mean())  # packed: padding costs no RNN FLOPs
-    per_sample = 3 * forward_flops_per_sample(m, num_classes, tokens)  # backward ~ 2x forward
+    per_sample = 3 * model.forward_flops(tokens)  # backward ~ 2x forward
     peak = matmul_peak(torch.device(b.device))
+    h = model.cfg.rnn_hidden_dim
     achieved = [n * per_sample / s for s in passes]
     note = (
         f"{per_sample / 1e6:.2f} MFLOP per training sample ({tokens:.1f} tokens, forward x 3); "
         f"bf16 matmul peak measured at {peak / 1e12:.0f} TFLOP/s. The RNN is the limit: each "
         f"time step waits for the previous one, so a batch runs as ~max-length tiny "
-        f"[batch x {m.rnn_hidden_dim}] x [{m.rnn_hidden_dim} x {m.rnn_hidden_dim}] matmuls "
+        f"[batch x {h}] x [{h} x {h}] matmuls "
         f"that fill few SMs, and kernel launches, not arithmetic, set the pace."
     )
     b.add(

@@ -74,7 +74,7 @@ def news_csv(tmp_path: Path) -> Path:
 def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny run (smoke config, 2 epochs, 1 thread, on `write_news_csv`), trained per module."""
     from attnclf.config import load_config
-    from attnclf.train import train
+    from attnclf.training.train import train
 
     tmp = tmp_path_factory.mktemp("run")
     data = write_news_csv(tmp / "news.csv")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from attnclf.config import DataConfig
-from attnclf.data import AG_NEWS_CLASSES, detect_layout, read_labelled
+from attnclf.data.read import AG_NEWS_CLASSES, detect_layout, read_labelled
 from attnclf.errors import UserError
 
 AG_ROWS = (
@@ -144,7 +144,7 @@ def test_dropped_rows_are_counted_and_logged(
         ",\n"  # both empty
     )
     path = write(tmp_path, content)
-    with caplog.at_level(logging.WARNING, logger="attnclf.data"):
+    with caplog.at_level(logging.WARNING, logger="attnclf.data.read"):
         data = read_labelled(path, DataConfig())
     assert data.dropped == 5
     assert data.frame.to_dict("list") == {
@@ -157,7 +157,7 @@ def test_dropped_rows_are_counted_and_logged(
 
 
 def test_no_warning_when_nothing_dropped(news_csv: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="attnclf.data"):
+    with caplog.at_level(logging.WARNING, logger="attnclf.data.read"):
         read_labelled(news_csv, DataConfig())
     assert not caplog.records
 

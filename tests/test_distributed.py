@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import write_topic_csv
 
-from attnclf import distributed
 from attnclf.config import load_config
-from attnclf.distributed import DistContext, local_rank_zero_first
 from attnclf.errors import UserError
-from attnclf.train import train
+from attnclf.training import distributed
+from attnclf.training.distributed import DistContext, local_rank_zero_first
+from attnclf.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from attnclf.config import DataConfig
-from attnclf.download import download, ensure_data, file_digest, verify
+from attnclf.data.download import download, ensure_data, file_digest, verify
 from attnclf.errors import UserError
 
 PAYLOAD = os.urandom(300_000) + b"id,title,category\n1,Stocks rally,Business\n"

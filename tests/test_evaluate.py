@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from typer.testing import CliRunner
 
 from attnclf.cli import app
-from attnclf.data import AG_NEWS_CLASSES, read_labelled
+from attnclf.data.read import AG_NEWS_CLASSES, read_labelled
 from attnclf.errors import UserError
 from attnclf.evaluate import evaluate_run
 from attnclf.predict import Predictor
@@ -65,11 +65,11 @@ def test_both_layouts_give_the_training_metrics_layout(
 
 def test_test_split_reproduces_the_runs_metrics(trained_run: Path, tmp_path: Path) -> None:
     """Same cleaning, tokens and model as in training: the test split scores as in metrics.json."""
-    from attnclf.prepare import prepare
+    from attnclf.data.prepare import prepare
     from attnclf.preprocess import Preprocessor
-    from attnclf.run import load_run_config
+    from attnclf.runfolder import read_config
 
-    cfg = load_run_config(trained_run)
+    cfg = read_config(trained_run)
     test = prepare(cfg, cfg.data.path, Preprocessor.from_config(cfg.preprocess)).test
     rows = list(zip(test["text"], test["label"], strict=True))
     metrics = evaluate_run(trained_run, write_header_csv(tmp_path / "test.csv", rows))
@@ -80,14 +80,14 @@ def test_metrics_equal_scikit_learn(trained_run: Path, tmp_path: Path) -> None:
     path = write_header_csv(tmp_path / "header.csv")
     metrics = evaluate_run(trained_run, path)
     predictor = Predictor.from_run(trained_run)
-    frame = read_labelled(path, predictor.parts.config.data).frame
+    frame = read_labelled(path, predictor.run.config.data).frame
     pairs = [
         (label, p.label)
         for label, p in zip(frame["label"], predictor.predict(frame["text"]), strict=True)
         if p.label is not None
     ]
     y_true, y_pred = zip(*pairs, strict=True)
-    classes = predictor.parts.labels.classes
+    classes = predictor.run.labels.classes
     p, r, f, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=classes, average="weighted", zero_division=0
     )
@@ -133,7 +133,7 @@ def test_cli_prints_table_and_writes_metrics_json(trained_run: Path, tmp_path: P
 def test_smoke_run_on_the_10k_file(ag_news_10k: Path, tmp_path: Path) -> None:
     """The smoke config trained on the shared titles scores well and gets the lesson's example."""
     from attnclf.config import load_config
-    from attnclf.train import train
+    from attnclf.training.train import train
 
     overrides = [f"data.path={ag_news_10k}", "train.num_threads=1"]
     run = train(load_config(ROOT / "configs" / "smoke.yaml", overrides), "smoke", tmp_path).run_dir

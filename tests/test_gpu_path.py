@@ -12,8 +12,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from attnclf.batching import TextDataset, make_loader
 from attnclf.config import ModelConfig, TrainConfig
-from attnclf.model import AttentionClassifier, run_packed
-from attnclf.trainer import Trainer
+from attnclf.layers import run_packed
+from attnclf.model import AttentionClassifier
+from attnclf.training.loop import Trainer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -80,7 +81,7 @@ def test_training_and_evaluation_do_not_synchronise_per_batch() -> None:
         random_dataset(512, seed=2).to(device),
     )
     model = AttentionClassifier(50, 2, ModelConfig(embedding_dim=16, rnn_hidden_dim=16))
-    trainer = Trainer(model, TrainConfig(batch_size=32), device, 2)
+    trainer = Trainer(model, TrainConfig(batch_size=32), device)
     train_loader = make_loader(train_ds, 32, shuffle=True, bucket=True)  # 16 steps
     val_loader = make_loader(val_ds, 32, shuffle=False, bucket=True)  # 16 batches
     trainer.train_epoch(train_loader)  # warm-up: cuDNN plans, allocator pools

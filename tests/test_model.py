@@ -9,7 +9,8 @@ import torch
 
 from attnclf.config import ModelConfig, from_dict
 from attnclf.errors import UserError
-from attnclf.model import AttentionClassifier, hash_ngrams
+from attnclf.layers import hash_ngrams, rnn_flops_per_token
+from attnclf.model import AttentionClassifier
 
 VOCAB, CLASSES = 50, 4
 
@@ -39,7 +40,7 @@ def make_model(**overrides: object) -> AttentionClassifier:
     torch.manual_seed(0)
     model = AttentionClassifier(VOCAB, CLASSES, tiny(**overrides)).eval()
     if model.wide is not None:
-        torch.nn.init.normal_(model.wide.weight)
+        torch.nn.init.normal_(model.wide.table.weight)
     return model
 
 
@@ -116,7 +117,7 @@ def test_unpacked_rnn_runs_over_padding() -> None:
     padded = torch.cat([ids, torch.zeros(1, 5, dtype=torch.long)], dim=1)
     with torch.no_grad():
         out = model.rnn(model.embedding(padded))[0]
-        scores = model.attn_score(out).squeeze(-1).softmax(-1)
+        scores = model.attention.score(out).squeeze(-1).softmax(-1)
         context = torch.bmm(scores.unsqueeze(1), out).squeeze(1)
         expected = model.fc2(torch.relu(model.fc1(context)))
         logits, attn = model(padded, lens)
@@ -149,11 +150,11 @@ def test_wide_path_is_a_linear_bag_of_ngrams() -> None:
     ids, lens = torch.tensor([[5, 9, 5, 0]]), torch.tensor([3])
     mask = torch.arange(4)[None, :] < lens[:, None]
     rows = [5, 9, 5] + [VOCAB + int(b) for b in hash_ngrams(ids, 2, 16)[0, :2]]
-    expected = model.wide.weight[rows].sum(dim=0) / len(rows) ** 0.5
-    wide = model._wide_logits(*model._ngram_features(ids, mask, 2))
+    expected = model.wide.table.weight[rows].sum(dim=0) / len(rows) ** 0.5
+    wide = model.wide(*model._ngrams(ids, mask, 2))
     torch.testing.assert_close(wide[0], expected)
     shuffled = torch.tensor([[9, 5, 5, 0]])  # other bigrams: other scores
-    wide = [model._wide_logits(*model._ngram_features(x, mask, 2)) for x in (shuffled, ids)]
+    wide = [model.wide(*model._ngrams(x, mask, 2)) for x in (shuffled, ids)]
     assert not torch.allclose(*wide)
 
 
@@ -190,8 +191,8 @@ def test_gradients_reach_embeddings(wide: int) -> None:
     assert model.embedding.weight.grad.abs().sum() > 0
     assert torch.all(model.embedding.weight.grad[0] == 0)  # padding row stays frozen
     if wide:
-        assert model.wide is not None and model.wide.weight.grad is not None
-        assert model.wide.weight.grad.abs().sum() > 0
+        assert model.wide is not None and model.wide.table.weight.grad is not None
+        assert model.wide.table.weight.grad.abs().sum() > 0
 
 
 def test_embedding_init_std_and_zero_wide_table() -> None:
@@ -203,7 +204,7 @@ def test_embedding_init_std_and_zero_wide_table() -> None:
     )
     torch.testing.assert_close(small.embedding.weight, plain.embedding.weight * 0.1)
     assert torch.all(small.embedding.weight[0] == 0)  # padding row
-    assert small.wide is not None and torch.all(small.wide.weight == 0)
+    assert small.wide is not None and torch.all(small.wide.table.weight == 0)
     torch.testing.assert_close(small.fc1.weight, plain.fc1.weight)  # same draws elsewhere
     with pytest.raises(UserError, match="embedding_init_std"):
         from_dict({"model": {"embedding_init_std": 0}})
@@ -221,7 +222,7 @@ def test_cuda_autocast_and_invariance(cell: str) -> None:
     assert torch.isfinite(logits).all() and torch.isfinite(attn).all()
     logits.float().sum().backward()
     assert torch.isfinite(model.embedding.weight.grad).all()
-    assert torch.isfinite(model.wide.weight.grad).all()
+    assert torch.isfinite(model.wide.table.weight.grad).all()
 
     model.eval()
     with torch.no_grad():
@@ -233,15 +234,12 @@ def test_cuda_autocast_and_invariance(cell: str) -> None:
 
 
 def test_wide_path_gets_its_own_learning_rate() -> None:
-    from attnclf.config import TrainConfig
-    from attnclf.trainer import parameter_groups
-
     model = make_model(wide_ngrams=2, wide_buckets=16)
-    deep, wide = parameter_groups(model, TrainConfig(lr=1e-3, wide_lr=0.05))
+    deep, wide = model.parameter_groups(wide_lr=0.05)
     assert wide["lr"] == 0.05 and "lr" not in deep  # the deep group takes the optimiser's lr
-    assert wide["params"] == [model.wide.weight]
+    assert wide["params"] == [model.wide.table.weight]
     assert len(deep["params"]) + 1 == len(list(model.parameters()))
-    assert len(parameter_groups(make_model(), TrainConfig())) == 1
+    assert len(make_model().parameter_groups(wide_lr=0.05)) == 1
 
 
 def fitted_naive_bayes(weight: float, **overrides: object) -> AttentionClassifier:
@@ -264,8 +262,8 @@ def test_naive_bayes_matches_scikit_learn() -> None:
     def counts(ids: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """Dense n-gram count matrix [B, rows] from the model's own feature rows."""
         mask = torch.arange(ids.shape[1])[None, :] < lens[:, None]
-        features, valid = model._ngram_features(ids, mask, 3)
-        out = torch.zeros(len(ids), model.nb_log_probs.shape[0])
+        features, valid = model._ngrams(ids, mask, 3)
+        out = torch.zeros(len(ids), model.naive_bayes.log_probs.shape[0])
         return out.scatter_add_(1, features, valid)
 
     ids, lens, labels = TRAIN
@@ -274,12 +272,12 @@ def test_naive_bayes_matches_scikit_learn() -> None:
     nb = MultinomialNB(alpha=0.5).fit(train_counts[:, seen].numpy(), labels.numpy())
     test_ids, test_lens = batch([3, 8, 1, 5])
     with torch.no_grad():
-        logits, _ = model(test_ids, test_lens)
+        logits, _ = model.log_probs(test_ids, test_lens)
     expected = nb.predict_log_proba(counts(test_ids, test_lens)[:, seen].numpy())
     torch.testing.assert_close(logits.log_softmax(-1), torch.from_numpy(expected).float())
 
 
-def test_naive_bayes_mixes_probabilities_only_outside_training() -> None:
+def test_naive_bayes_mixes_into_the_probabilities_not_the_network() -> None:
     model = fitted_naive_bayes(0.3, dropout=0.0, embedding_dropout=0.0)
     network = make_model(wide_ngrams=2, wide_buckets=16, dropout=0.0, embedding_dropout=0.0)
     network.load_state_dict(model.state_dict(), strict=False)  # the same net without the mix
@@ -287,13 +285,14 @@ def test_naive_bayes_mixes_probabilities_only_outside_training() -> None:
     only_nb.load_state_dict(model.state_dict())
     ids, lens = batch([4, 7, 2])
     with torch.no_grad():
-        mixed, attn = model(ids, lens)
+        mixed, attn = model.log_probs(ids, lens)
         net, net_attn = network(ids, lens)
-        nb, _ = only_nb(ids, lens)
+        nb, _ = only_nb.log_probs(ids, lens)
         expected = 0.7 * net.softmax(-1) + 0.3 * nb.softmax(-1)
         torch.testing.assert_close(mixed.exp(), expected)
+        torch.testing.assert_close(model.probabilities(ids, lens)[0], expected)
         torch.testing.assert_close(attn, net_attn)
-        torch.testing.assert_close(model.train()(ids, lens)[0], net)  # training: the net alone
+        torch.testing.assert_close(model(ids, lens)[0], net)  # forward: the network alone
 
 
 def test_naive_bayes_is_padding_invariant_and_saved_with_the_weights() -> None:
@@ -302,13 +301,17 @@ def test_naive_bayes_is_padding_invariant_and_saved_with_the_weights() -> None:
     padded = torch.zeros(1, 12, dtype=torch.long)
     padded[0, :3] = short[0]
     with torch.no_grad():
-        torch.testing.assert_close(model(padded, short_len)[0], model(short, short_len)[0])
+        torch.testing.assert_close(
+            model.log_probs(padded, short_len)[0], model.log_probs(short, short_len)[0]
+        )
     state = model.state_dict()
-    assert {"nb_log_probs", "nb_log_prior"} <= set(state)
+    assert {"naive_bayes.log_probs", "naive_bayes.log_prior"} <= set(state)
     restored = make_model(wide_ngrams=2, wide_buckets=16, naive_bayes=0.5)
     restored.load_state_dict(state)
     with torch.no_grad():
-        torch.testing.assert_close(restored(short, short_len)[0], model(short, short_len)[0])
+        torch.testing.assert_close(
+            restored.log_probs(short, short_len)[0], model.log_probs(short, short_len)[0]
+        )
 
 
 def test_naive_bayes_without_the_wide_path() -> None:
@@ -316,6 +319,24 @@ def test_naive_bayes_without_the_wide_path() -> None:
     model.fit_naive_bayes(*TRAIN)
     ids, lens = batch([4, 1])
     with torch.no_grad():
-        logits, _ = model(ids, lens)
+        logits, _ = model.log_probs(ids, lens)
     torch.testing.assert_close(logits.exp().sum(-1), torch.ones(2))
     assert model.wide is None
+
+
+def test_forward_flops_of_the_default_architecture_by_hand() -> None:
+    cfg = ModelConfig(embedding_dim=100, rnn_hidden_dim=128, attention_dim=64, hidden_dim=100)
+    gru = 2 * 2 * 3 * 128 * (100 + 128)  # directions x FLOPs per MAC x gates x H x (E + H)
+    attention = 2 * 256 * 64 + 2 * 64
+    head = 2 * 256 * 100 + 2 * 100 * 4
+    assert rnn_flops_per_token(cfg) == gru
+    model = AttentionClassifier(50, 4, cfg)
+    assert model.forward_flops(10.0) == 10 * (gru + attention + 2 * 256) + head
+    wide = AttentionClassifier(50, 4, ModelConfig(**{**vars(cfg), "wide_ngrams": 2}))
+    assert wide.forward_flops(10.0) - model.forward_flops(10.0) == 10 * 2 * 4 * 2
+
+
+def test_a_second_rnn_layer_reads_both_directions() -> None:
+    one = ModelConfig(cell="lstm", embedding_dim=8, rnn_hidden_dim=4, num_layers=1)
+    two = ModelConfig(cell="lstm", embedding_dim=8, rnn_hidden_dim=4, num_layers=2)
+    assert rnn_flops_per_token(two) - rnn_flops_per_token(one) == 2 * 2 * 4 * 4 * 12

@@ -14,8 +14,9 @@ import yaml
 from typer.testing import CliRunner
 
 from attnclf.cli import app
+from attnclf.data.texts import read_texts
 from attnclf.errors import UserError
-from attnclf.predict import Prediction, Predictor, read_texts
+from attnclf.predict import Prediction, Predictor
 from attnclf.tokenizer import Tokenizer
 
 TITLES = [
@@ -52,7 +53,7 @@ def check(p: Prediction, classes: list[str], top_k: int | None = None) -> None:
 
 
 def test_predict_many_matches_one_at_a_time(predictor: Predictor) -> None:
-    classes = predictor.parts.labels.classes
+    classes = predictor.run.labels.classes
     together = predictor.predict(TITLES)  # one length-sorted batch, put back in input order
     for text, p in zip(TITLES, together, strict=True):
         check(p, classes)
@@ -65,7 +66,7 @@ def test_predict_many_matches_one_at_a_time(predictor: Predictor) -> None:
 
 def test_top_k(predictor: Predictor) -> None:
     full, top = predictor.predict(TITLES[:1]) + predictor.predict(TITLES[:1], top_k=2)
-    check(top, predictor.parts.labels.classes, top_k=2)
+    check(top, predictor.run.labels.classes, top_k=2)
     assert list(top.probabilities) == list(full.probabilities)[:2]
     with pytest.raises(UserError, match="at least 1"):
         predictor.predict(TITLES, top_k=0)
@@ -79,7 +80,7 @@ def test_empty_after_cleaning_is_flagged_in_a_batch(predictor: Predictor) -> Non
 
 
 def test_overlong_and_odd_unicode_inputs(predictor: Predictor) -> None:
-    max_len = predictor.parts.config.tokenizer.max_seq_len
+    max_len = predictor.run.config.tokenizer.max_seq_len
     texts = [
         ("tennis match " * 8000)[:100_000],
         "Tennis 🎾 match ⚽ Ελλάδα 東京 مرحبا",
@@ -89,7 +90,7 @@ def test_overlong_and_odd_unicode_inputs(predictor: Predictor) -> None:
     long, mixed, control, emoji = predictor.predict(texts)
     assert long.truncated and len(long.tokens) == max_len
     for p in (mixed, control, emoji):
-        check(p, predictor.parts.labels.classes)
+        check(p, predictor.run.labels.classes)
         assert not p.truncated and json.loads(p.to_json())["text"] == p.text
     assert control.tokens == ["stocks", "31m", "market"]
 
@@ -241,3 +242,42 @@ def test_process_entry_point_flushes_and_keeps_exit_codes(trained_run: Path) -> 
     assert bad.returncode == 2
     assert bad.stdout == "" and bad.stderr.startswith("error: run folder not found")
     assert len(bad.stderr.splitlines()) == 1
+
+
+LEGACY_NAMES = {  # attnclf 0.1.0's flat parameter names
+    "attention.proj.": "attn_proj.0.",
+    "attention.score.": "attn_score.",
+    "wide.table.weight": "wide.weight",
+    "naive_bayes.log_probs": "nb_log_probs",
+    "naive_bayes.log_prior": "nb_log_prior",
+}
+
+
+def test_runs_written_by_0_1_0_load_and_predict_identically(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    def legacy(key: str) -> str:
+        new = next((n for n in LEGACY_NAMES if key.startswith(n)), None)
+        return key if new is None else LEGACY_NAMES[new] + key[len(new) :]
+
+    run = damaged(trained_run, tmp_path)
+    state = load_file(run / "model.safetensors")
+    assert any(k.startswith("naive_bayes.") for k in state)  # the smoke config has every path
+    save_file({legacy(k): v for k, v in state.items()}, run / "model.safetensors")  # no metadata
+    old, new = Predictor.from_run(run), Predictor.from_run(trained_run)
+    assert [p.to_json() for p in old.predict(TITLES)] == [p.to_json() for p in new.predict(TITLES)]
+
+
+def test_weights_of_an_unknown_format_are_refused_in_one_line(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    run = damaged(trained_run, tmp_path)
+    weights = run / "model.safetensors"
+    save_file(load_file(weights), weights, metadata={"format": "9 attnclf 9.0.0"})
+    with pytest.raises(UserError, match=r"weights format 9, written by attnclf 9\.0\.0") as raised:
+        Predictor.from_run(run)
+    assert "\n" not in str(raised.value) and "upgrade attnclf or retrain" in str(raised.value)

@@ -119,12 +119,12 @@ def test_predict_never_raises(text: str, predictor: Predictor) -> None:
     if not p.clean:
         assert p.label is None and p.error == EMPTY and p.probabilities == {}
         return
-    assert p.error is None and p.label in predictor.parts.labels.classes
+    assert p.error is None and p.label in predictor.run.labels.classes
     assert p.label == max(p.probabilities, key=p.probabilities.get)
     assert math.isclose(sum(p.probabilities.values()), 1, abs_tol=1e-4)
     assert 0 < len(p.tokens) == len(p.attention) <= predictor.max_len
     assert all(math.isfinite(w) and w >= 0 for w in p.attention)
-    assert p.truncated == (len(predictor.parts.tokenizer.tokenize(p.clean)) > predictor.max_len)
+    assert p.truncated == (len(predictor.run.tokenizer.tokenize(p.clean)) > predictor.max_len)
 
 
 @PROPERTY

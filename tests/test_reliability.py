@@ -27,8 +27,9 @@ from conftest import write_news_csv
 from attnclf import jsonio
 from attnclf.config import load_config
 from attnclf.errors import UserError
-from attnclf.train import CHECKPOINT, resume, train
-from attnclf.trainer import Trainer
+from attnclf.runfolder import CHECKPOINT
+from attnclf.training.loop import Trainer
+from attnclf.training.train import resume, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -502,7 +503,7 @@ def test_a_crash_late_in_training_leaves_nothing(
     def crash(*args, **kwargs):
         raise RuntimeError("plotting crashed")
 
-    monkeypatch.setattr("attnclf.train.plot_history", crash)
+    monkeypatch.setattr("attnclf.plots.plot_history", crash)
     before = snapshot(work)
     cfg = load_config(SMOKE, [f"data.path={runs.data}", *BASE])
     with pytest.raises(RuntimeError, match="plotting crashed"):
@@ -538,7 +539,7 @@ def test_sigterm_checkpoint_and_exact_resume(
     # A crash while finishing the resumed run keeps the checkpoint: still resumable.
     checkpoint = (staging / CHECKPOINT).read_bytes()
     with monkeypatch.context() as patch, pytest.raises(ZeroDivisionError):
-        patch.setattr("attnclf.train.plot_history", lambda *a: 1 / 0)
+        patch.setattr("attnclf.plots.plot_history", lambda *a: 1 / 0)
         resume(staging)
     assert (staging / CHECKPOINT).read_bytes() == checkpoint
     assert os.readlink(out / "latest") == latest
@@ -578,17 +579,17 @@ def test_sigterm_outside_the_training_loop_aborts_cleanly(
     sigterm_guard,
 ) -> None:  # fmt: skip
     """Before or after the loop, or a second time, SIGTERM acts like Ctrl-C: no leftovers."""
-    import attnclf.prepare
+    import attnclf.data.prepare
 
     if phase == "reading data":
 
         def prepare(*args):
             _sigterm_self()
-            return attnclf.prepare.prepare(*args)
+            return attnclf.data.prepare.prepare(*args)
 
-        monkeypatch.setattr("attnclf.train.prepare", prepare)
+        monkeypatch.setattr("attnclf.training.build.prepare", prepare)
     elif phase == "plotting":
-        monkeypatch.setattr("attnclf.train.plot_history", lambda *args: _sigterm_self())
+        monkeypatch.setattr("attnclf.plots.plot_history", lambda *args: _sigterm_self())
     else:
         should_stop = Trainer._should_stop
 

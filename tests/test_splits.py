@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from attnclf.config import Config, DataConfig, PreprocessConfig
+from attnclf.data.prepare import Splits, prepare
+from attnclf.data.report import data_report, format_report
+from attnclf.data.splits import stratified_split
 from attnclf.errors import UserError
-from attnclf.prepare import Splits, prepare
 from attnclf.preprocess import Preprocessor
-from attnclf.report import data_report, format_report
-from attnclf.splits import stratified_split
 
 COUNTS = {"Business": 200, "Sci/Tech": 63, "Sports": 100, "World": 41}
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 from conftest import TOPICS, write_topic_csv
 
-from attnclf import run as runfiles
 from attnclf.batching import TextDataset, make_loader
 from attnclf.config import TrainConfig, load_config
 from attnclf.errors import UserError
 from attnclf.model import AttentionClassifier
-from attnclf.train import CHECKPOINT, load_checkpoint, train
-from attnclf.trainer import Trainer
+from attnclf.runfolder import CHECKPOINT, RunFolder
+from attnclf.training.loop import Trainer
+from attnclf.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke.yaml"
@@ -79,15 +79,17 @@ def test_loss_falls_and_model_learns_synthetic_topics(trained) -> None:
     assert trained.metrics["overall"]["accuracy"] > 0.8
 
 
-def test_run_round_trips_through_load_run(trained) -> None:
-    parts = runfiles.load_run(trained.run_dir)
-    model = AttentionClassifier(len(parts.tokenizer), len(parts.labels), parts.config.model)
-    model.load_state_dict(parts.state_dict)
-    assert parts.labels.classes == sorted(TOPICS)
-    assert parts.preprocessor("The Minister and the summit") == "minister summit"
+def test_run_round_trips_through_load(trained) -> None:
+    run = RunFolder.load(trained.run_dir)
+    model = AttentionClassifier(len(run.tokenizer), len(run.labels), run.config.model)
+    model.load_state_dict(run.state_dict)
+    assert run.labels.classes == sorted(TOPICS)
+    assert run.preprocessor("The Minister and the summit") == "minister summit"
 
 
-def _tiny_trainer(epochs: int, patience: int, lr: float = 0.05) -> tuple[Trainer, object, object]:
+def _tiny_trainer(
+    epochs: int, patience: int, lr: float = 0.05, **train: object
+) -> tuple[Trainer, object, object]:
     """A trainer on random data that overfits quickly, so val loss rises after a few epochs."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
@@ -95,12 +97,27 @@ def _tiny_trainer(epochs: int, patience: int, lr: float = 0.05) -> tuple[Trainer
     labels = torch.randint(0, 2, (120,), generator=g).tolist()
     train_ds = TextDataset(seqs[:80], labels[:80], 8)
     val_ds = TextDataset(seqs[80:], labels[80:], 8)
-    cfg = TrainConfig(epochs=epochs, patience=patience, lr=lr, lr_patience=10, batch_size=16)
+    cfg = TrainConfig(
+        epochs=epochs, patience=patience, lr=lr, lr_patience=10, batch_size=16, **train
+    )
     model = AttentionClassifier(40, 2, load_config(SMOKE).model)
-    trainer = Trainer(model, cfg, torch.device("cpu"), 2)
+    trainer = Trainer(model, cfg, torch.device("cpu"))
     train_loader = make_loader(train_ds, 16, shuffle=True, bucket=True, seed=0)
     val_loader = make_loader(val_ds, 64, shuffle=False, bucket=True)
     return trainer, train_loader, val_loader
+
+
+def test_stop_on_picks_the_validation_signal() -> None:
+    """`model`: the mixture's loss (what predict serves); `network`: the network's own."""
+    losses = {}
+    for stop_on in ("model", "network"):
+        trainer, train_loader, val_loader = _tiny_trainer(epochs=1, patience=1, stop_on=stop_on)
+        assert trainer.model.naive_bayes is not None  # the smoke config mixes naive Bayes in
+        (row,) = trainer.fit(train_loader, val_loader)
+        losses[stop_on] = row["val_loss"]
+        network_only = stop_on == "network"
+        assert row["val_loss"] == trainer.evaluate(val_loader, network_only=network_only)[0]
+    assert losses["model"] != pytest.approx(losses["network"], abs=1e-3)
 
 
 def test_best_epoch_weights_are_restored() -> None:
@@ -177,10 +194,9 @@ def test_malicious_checkpoint_is_refused_not_executed(tmp_path: Path) -> None:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    path = tmp_path / CHECKPOINT
-    torch.save({"model": Evil()}, path)
+    torch.save({"model": Evil()}, tmp_path / CHECKPOINT)
     with pytest.raises(UserError, match="not a valid attnclf checkpoint"):
-        load_checkpoint(path)
+        RunFolder.incomplete(tmp_path).load_checkpoint()
     assert not marker.exists()
 
 

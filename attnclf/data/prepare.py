@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from attnclf.config import Config
-from attnclf.data import read_labelled
+from attnclf.data.read import read_labelled
+from attnclf.data.splits import stratified_split
 from attnclf.errors import UserError
 from attnclf.preprocess import Preprocessor
-from attnclf.splits import stratified_split
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -48,17 +51,11 @@ def detect_layout(path: Path) -> str:
     return "header"
 
 
-def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
-    """`pandas.read_csv` with encoding and parse errors turned into `UserError`."""
+@contextlib.contextmanager
+def csv_errors(path: Path) -> Iterator[None]:
+    """Turn pandas' encoding and parse errors while reading `path` into `UserError`s."""
     try:
-        return pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-            encoding_errors="strict",
-            **kwargs,
-        )
+        yield
     except UnicodeDecodeError:
         raise UserError(f"data file {path} is not UTF-8 text; re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
@@ -70,9 +67,23 @@ def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
         raise UserError(f"could not parse {path} as CSV ({reason}); fix the file") from None
 
 
+def read_csv(path: Path, **kwargs) -> Any:
+    """`pandas.read_csv` of UTF-8 text (a BOM is fine), every cell a string, errors as
+    `UserError`s; with `chunksize`, iterate it inside `csv_errors(path)`."""
+    with csv_errors(path):
+        return pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            encoding_errors="strict",
+            **kwargs,
+        )
+
+
 def _from_header(path: Path, cfg: DataConfig) -> pd.DataFrame:
     """Text and label columns of a headered CSV, by the configured names."""
-    frame = _read_csv(path)
+    frame = read_csv(path)
     missing = [c for c in (cfg.text_column, cfg.label_column) if c not in frame.columns]
     if missing:
         found = ", ".join(map(repr, frame.columns))
@@ -86,7 +97,7 @@ def _from_header(path: Path, cfg: DataConfig) -> pd.DataFrame:
 
 def _from_ag_news(path: Path, cfg: DataConfig) -> pd.DataFrame:
     """Class index, title and description of the original headerless AG News CSV."""
-    frame = _read_csv(path, header=None)
+    frame = read_csv(path, header=None)
     if frame.shape[1] != 3:
         raise UserError(
             f"{path} has {frame.shape[1]} columns, but the AG News layout has 3 (class index, "

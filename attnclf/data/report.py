@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from attnclf.prepare import Splits
+from attnclf.data.prepare import Splits
 
 
 def _lengths(texts: pd.Series) -> dict[str, float]:

@@ -1,55 +1,50 @@
-"""The training loop: Adam, ReduceLROnPlateau, early stopping and restoring the best weights."""
+"""The training loop: Adam, ReduceLROnPlateau, early stopping and restoring the best weights.
+
+Early stopping and the learning-rate schedule follow one validation signal, `train.stop_on`:
+`model` (the default) is the loss of the model's own predictions, naive Bayes mix included,
+which is what `predict` serves; `network` is the loss of the network alone, which is what
+the gradient trains. The two are the same without a naive Bayes path.
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
-import random
-import sys
 import time
-from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from attnclf.batching import Batch
 from attnclf.config import TrainConfig
-from attnclf.distributed import DistContext, all_reduce_sum, any_rank
-from attnclf.metrics import metrics_from_confusion
-
-
-def parameter_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """The deep path's parameters at `lr`, the wide linear path's (if any) at `wide_lr`."""
-    wide = [p for name, p in model.named_parameters() if name.startswith("wide.")]
-    deep = [p for name, p in model.named_parameters() if not name.startswith("wide.")]
-    return [{"params": deep}] + ([{"params": wide, "lr": cfg.wide_lr}] if wide else [])
-
-
-class TrainingInterrupted(Exception):
-    """Raised between steps after a stop was requested; the trainer's state is resumable."""
+from attnclf.errors import Interrupted
+from attnclf.metrics import overall_metrics
+from attnclf.model import AttentionClassifier
+from attnclf.training.device import rng_state, set_rng_state
+from attnclf.training.distributed import DistContext, all_reduce_sum, any_rank
+from attnclf.training.logger import ConsoleLogger
 
 
 class Trainer:
-    """Trains a classifier whose forward returns (logits, attention), one epoch at a time."""
+    """Trains an `AttentionClassifier` one epoch at a time; resumable from `state_dict`."""
 
     def __init__(
         self,
-        model: nn.Module,
+        model: AttentionClassifier,
         cfg: TrainConfig,
         device: torch.device,
-        num_classes: int,
         class_weights: Tensor | None = None,
         ctx: DistContext | None = None,
+        logger: ConsoleLogger | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = device
-        self.num_classes = num_classes
         self.ctx = ctx or DistContext()
+        self.logger = logger or ConsoleLogger(self.ctx.is_main, device.type == "cpu")
         self.model = model.to(device)
+        self.num_classes = model.fc2.out_features
         # No device_ids: DDP would then copy every input to the GPU, lengths included, which
         # the model must read back for packing (a sync per step); inputs arrive placed already.
         # No buffer broadcast: the only buffers (naive Bayes) are fitted alike on every rank.
@@ -57,7 +52,7 @@ class Trainer:
             DistributedDataParallel(model, broadcast_buffers=False) if self.ctx.enabled else model
         )
         self.optimizer = torch.optim.Adam(  # fused: one kernel per step, not ~10 passes
-            parameter_groups(model, cfg),
+            model.parameter_groups(cfg.wide_lr),
             lr=cfg.lr,
             weight_decay=cfg.weight_decay,
             fused=device.type in ("cpu", "cuda"),
@@ -100,18 +95,8 @@ class Trainer:
     def train_epoch(self, loader: DataLoader) -> float:
         """Train on epoch `self.epoch + 1` from batch `self.step` on; returns its mean loss."""
         self.net.train()
-        bar = tqdm(
-            itertools.islice(loader, self.step, None),
-            total=len(loader),
-            initial=self.step,
-            desc=f"epoch {self.epoch + 1}",
-            leave=False,
-            file=sys.stderr,
-            disable=None if self.ctx.is_main else True,
-        )
-        # Reading the loss back waits for the device; only the CPU can show it for free.
-        show_loss = not bar.disable and self.device.type == "cpu"
-        for batch in bar:
+        batches = itertools.islice(loader, self.step, None)
+        for batch in self.logger.batches(batches, len(loader), self.step, self.epoch + 1):
             ids, lengths, labels = self._to_device(batch)
             with torch.autocast(**self.autocast):
                 logits, _ = self.net(ids, lengths)
@@ -124,27 +109,31 @@ class Trainer:
             self.running[0] += loss.detach() * len(labels)  # device-side: no host sync
             self.running[1] += len(labels)
             self.step += 1
-            if show_loss and self.step % 25 == 0:
-                bar.set_postfix(loss=f"{(self.running[0] / self.running[1]).item():.4f}")
+            self.logger.step(self.step, self.running)
             if self._should_stop():
-                bar.close()
-                raise TrainingInterrupted
+                self.logger.close_bar()
+                raise Interrupted
+        self.logger.close_bar()
         total = all_reduce_sum(self.running.clone(), self.ctx)
         self.step = 0
         self.running.zero_()
         return (total[0] / total[1].clamp(min=1)).item()
 
     @torch.no_grad()
-    def evaluate(self, loader: DataLoader) -> tuple[float, Tensor]:
-        """Mean loss and confusion matrix [C, C] over `loader`, summed over all ranks."""
+    def evaluate(self, loader: DataLoader, network_only: bool = False) -> tuple[float, Tensor]:
+        """Mean loss and confusion matrix [C, C] over `loader`, summed over all ranks.
+
+        Of the model's predictions (naive Bayes mix included), or of the network alone.
+        """
         self.model.eval()
+        scores = self.model.forward if network_only else self.model.log_probs
         C = self.num_classes
         loss_sum = torch.zeros(1, device=self.device)
         cm = torch.zeros(C * C, dtype=torch.long, device=self.device)
         for batch in loader:
             ids, lengths, labels = self._to_device(batch)
             with torch.autocast(**self.autocast):
-                logits, _ = self.model(ids, lengths)
+                logits, _ = scores(ids, lengths)
             loss_sum += self.eval_criterion(logits.float(), labels)
             cells = labels * C + logits.argmax(-1)  # scatter, not bincount: no sync on CUDA
             cm.scatter_add_(0, cells, torch.ones_like(cells))
@@ -156,22 +145,15 @@ class Trainer:
         )
         return (loss_sum / denom.clamp(min=1)).item(), cm
 
-    def fit(
-        self,
-        train_loader: DataLoader,
-        val_loader: DataLoader,
-        on_epoch_end: Callable[[Trainer], None] | None = None,
-    ) -> list[dict]:
+    def fit(self, train_loader: DataLoader, val_loader: DataLoader) -> list[dict]:
         """Train until `epochs` or early stopping, then restore the best epoch's weights."""
         while self.epoch < self.cfg.epochs and self.bad_epochs < self.cfg.patience:
             start = time.perf_counter()
             train_loader.batch_sampler.set_epoch(self.epoch + 1)
             train_loss = self.train_epoch(train_loader)
             self.epoch += 1
-            val_loss, cm = self.evaluate(val_loader)
-            overall = metrics_from_confusion(cm.numpy(), [str(i) for i in range(self.num_classes)])[
-                "overall"
-            ]
+            val_loss, cm = self.evaluate(val_loader, network_only=self.cfg.stop_on == "network")
+            overall = overall_metrics(cm.numpy())
             lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step(val_loss)
             if val_loss < self.best_loss:
@@ -191,17 +173,9 @@ class Trainer:
                 "seconds": time.perf_counter() - start,
             }
             self.history.append(row)
-            if self.ctx.is_main:
-                print(
-                    f"epoch {row['epoch']:>3}/{self.cfg.epochs} | train loss {train_loss:.4f} | "
-                    f"val loss {val_loss:.4f} | val f1 {row['val_f1']:.4f} | lr {lr:.1e} | "
-                    f"{row['seconds']:.1f}s",
-                    flush=True,
-                )
-            if on_epoch_end is not None:
-                on_epoch_end(self)
+            self.logger.epoch(row, self.cfg.epochs)
             if self.stop_requested:
-                raise TrainingInterrupted
+                raise Interrupted
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
         return self.history
@@ -220,14 +194,7 @@ class Trainer:
             "bad_epochs": self.bad_epochs,
             "best_state": self.best_state,
             "history": self.history,
-            "rng": {
-                "python": random.getstate(),
-                "numpy": [
-                    x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()
-                ],
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            },
+            "rng": rng_state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -240,11 +207,4 @@ class Trainer:
         self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
         self.bad_epochs, self.best_state = state["bad_epochs"], state["best_state"]
         self.history = state["history"]
-        rng = state["rng"]
-        python = rng["python"]
-        random.setstate((python[0], tuple(python[1]), python[2]))
-        kind, keys, *rest = rng["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        set_rng_state(state["rng"])

@@ -1,0 +1,1 @@
+"""The data layer: reading labelled files and text inputs, downloading, splitting, reporting."""

@@ -1,0 +1,1 @@
+"""Training: building a run from a config, the training loop, devices and torchrun."""
