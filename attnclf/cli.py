@@ -205,14 +205,31 @@ def predict(
         typer.echo(f"warning: {warning}", err=True)
 
 
+def _framework_error(exc: typer.TyperException) -> str:
+    """An error found by the CLI framework (a bad option value, say) as one line with a hint."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    return f"{message}; see `{ctx.command_path} --help`" if ctx is not None else message
+
+
 def main() -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+    """Console entry point: user and usage errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:
-        app()
+        code = app(standalone_mode=False)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: unknown options, values out of range
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `attnclf`: the help, as typer does
+            typer.echo(exc.ctx.get_help())
+        else:
+            typer.echo(f"error: {_framework_error(exc)}", err=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def entry() -> None:

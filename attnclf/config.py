@@ -237,6 +237,15 @@ def _is_union(tp: Any) -> bool:
     return typing.get_origin(tp) in (typing.Union, types.UnionType)
 
 
+def _type_error(where: str, tp: Any, value: Any) -> UserError:
+    """A value of the wrong type: what was expected, what came, and where to fix it."""
+    got = "null (no value)" if value is None else repr(value)
+    return UserError(
+        f"{where} must be {_type_name(tp)}, got {got}; fix it in the config file or with "
+        f"--set {where}=VALUE"
+    )
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against annotation `tp`, returning it (ints are accepted for floats)."""
     if _is_union(tp):
@@ -245,18 +254,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except UserError:
                 continue
-        raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
+        raise _type_error(where, tp, value)
     if typing.get_origin(tp) is Literal:
         if value in typing.get_args(tp):
             return value
-        raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
+        raise _type_error(where, tp, value)
     if tp is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
         value = float(value)  # YAML 1.1 reads exponents without a dot (1e-3) as strings
     if _SCALAR_CHECKS[tp](value):
         if tp is float and not math.isfinite(value):
             raise UserError(f"{where} must be a finite number, got {value!r}")
         return float(value) if tp is float else value
-    raise UserError(f"{where} must be {_type_name(tp)}, got {value!r}")
+    raise _type_error(where, tp, value)
 
 
 def _check_range(value: Any, meta: dict, where: str) -> None:

@@ -49,5 +49,10 @@ class LabelEncoder:
 
     @classmethod
     def load(cls, path: str | Path) -> LabelEncoder:
-        """Read an encoder written by `save`."""
-        return cls(read_json(path)["classes"])
+        """Read an encoder written by `save`; a value of the wrong type is a ValueError."""
+        classes = read_json(path)["classes"]
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise ValueError("classes must be a list of strings")
+        if len(set(classes)) != len(classes):
+            raise ValueError("classes must not repeat")
+        return cls(classes)

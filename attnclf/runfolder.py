@@ -13,9 +13,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attnclf import __version__
 from attnclf.config import Config, dump_config, from_dict, read_yaml
@@ -43,6 +44,7 @@ REQUIRED = (CONFIG, TOKENIZER, LABELS, STOPWORDS, WEIGHTS)
 LATEST = "latest"
 WEIGHTS_FORMAT = "2"  # the model's parameter names; attnclf 0.1.0 wrote none (flat names)
 _INCOMPLETE = ".incomplete"
+T = TypeVar("T")
 
 
 @dataclass
@@ -297,15 +299,33 @@ def read_config(path: Path) -> Config:
 
 
 def read_encoders(path: Path, cfg: Config) -> tuple[Preprocessor, Tokenizer, LabelEncoder]:
-    """The preprocessor, tokenizer and label encoder saved in a run folder."""
+    """The preprocessor, tokenizer and label encoder saved in a run folder, each validated."""
+    stopwords = _read_file(path, STOPWORDS, _read_stopwords)
+    tokenizer = _read_file(path, TOKENIZER, Tokenizer.load)
+    labels = _read_file(path, LABELS, LabelEncoder.load)
+    return Preprocessor(cfg.preprocess, stopwords), tokenizer, labels
+
+
+def _read_stopwords(path: Path) -> list[str]:
+    """The stopword list of a run folder."""
+    words = read_json(path)
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise ValueError("expected a list of strings")
+    return words
+
+
+def _read_file(folder: Path, name: str, read: Callable[[Path], T]) -> T:
+    """`read(folder / name)`; a missing or damaged file is one line that names it."""
     try:
-        stopwords = read_json(path / STOPWORDS)
-        return (
-            Preprocessor(cfg.preprocess, stopwords),
-            Tokenizer.load(path / TOKENIZER),
-            LabelEncoder.load(path / LABELS),
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return read(folder / name)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        if isinstance(exc, KeyError):
+            reason = f"no {exc.args[0]!r} entry"
+        elif isinstance(exc, OSError):
+            reason = exc.strerror or type(exc).__name__
+        else:
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise UserError(
-            f"run folder {path} has a missing or damaged file ({exc}); retrain or pick another run"
+            f"run folder {folder} has a missing or damaged file: {name} ({reason}); retrain or "
+            f"pick another run"
         ) from None

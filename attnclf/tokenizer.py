@@ -35,7 +35,9 @@ class Tokenizer:
 
     def _set_vocab(self, vocab: Sequence[str]) -> None:
         """Install a vocabulary whose first two entries are the special tokens."""
-        if list(vocab[:2]) != [PAD, UNK] or len(set(vocab)) != len(vocab):
+        if not isinstance(vocab, list) or not all(isinstance(t, str) for t in vocab):
+            raise ValueError("vocab must be a list of strings")
+        if vocab[:2] != [PAD, UNK] or len(set(vocab)) != len(vocab):
             raise ValueError("vocab must start with <PAD>, <UNK> and hold no duplicates")
         self.vocab = list(vocab)
         self.index = {token: i for i, token in enumerate(self.vocab)}
@@ -82,8 +84,16 @@ class Tokenizer:
 
     @classmethod
     def from_dict(cls, data: dict) -> Tokenizer:
-        """Rebuild a tokenizer saved by `to_dict`."""
-        return cls(data["level"], data["num_tokens"], data["min_freq"], data["vocab"])
+        """Rebuild a tokenizer saved by `to_dict`; a value of the wrong type is a ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError("expected a JSON object with level, num_tokens, min_freq, vocab")
+        level, num_tokens, min_freq = data["level"], data["num_tokens"], data["min_freq"]
+        if level not in ("word", "char"):
+            raise ValueError(f"level must be 'word' or 'char', got {level!r}")
+        for name, value in (("num_tokens", num_tokens), ("min_freq", min_freq)):
+            if value is not None and (type(value) is not int or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        return cls(level, num_tokens, min_freq, data["vocab"])
 
     def save(self, path: str | Path) -> Path:
         """Write the tokenizer as JSON."""

@@ -131,7 +131,11 @@ def test_non_string_keys_do_not_crash(tmp_path: Path) -> None:
         ("model.cell=transformer", r"model\.cell must be one of 'rnn', 'gru', 'lstm'"),
         ("train.lr=fast", r"train\.lr must be float"),
         ("train.epochs=true", r"train\.epochs must be int, got True"),
-        ("data.text_column=null", r"data\.text_column must be str, got None"),
+        (
+            "data.text_column=null",
+            r"data\.text_column must be str, got null \(no value\); fix it in the config file "
+            r"or with --set data\.text_column=VALUE",
+        ),
         ("tokenizer.num_tokens=many", r"tokenizer\.num_tokens must be int or null"),
     ],
 )

@@ -27,7 +27,8 @@ from conftest import write_news_csv
 from attnclf import jsonio
 from attnclf.config import load_config
 from attnclf.errors import UserError
-from attnclf.runfolder import CHECKPOINT
+from attnclf.predict import Predictor
+from attnclf.runfolder import CHECKPOINT, RunFolder
 from attnclf.training.loop import Trainer
 from attnclf.training.train import resume, train
 
@@ -261,7 +262,7 @@ def test_bad_config_file(case: str, work: Path, run_cli) -> None:
         (["train.device=tpu"], ["train.device must be one of 'auto', 'cpu'"]),
         (["preprocess.lowercase=maybe"], ["preprocess.lowercase must be bool"]),
         (["tokenizer.level=byte"], ["tokenizer.level must be one of 'word', 'char'"]),
-        (["data.path="], ["data.path must be str, got None"]),
+        (["data.path="], ["data.path must be str, got null (no value)", "--set data.path=VALUE"]),
         (["data=3"], ["malformed --set 'data=3'"]),
     ],
 )
@@ -575,9 +576,13 @@ def _sigterm_self() -> None:
 
 @pytest.mark.parametrize("phase", ["reading data", "plotting", "a second signal"])
 def test_sigterm_outside_the_training_loop_aborts_cleanly(
-    phase: str, work: Path, runs: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, run_cli,
+    phase: str,
+    work: Path,
+    runs: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+    run_cli,
     sigterm_guard,
-) -> None:  # fmt: skip
+) -> None:
     """Before or after the loop, or a second time, SIGTERM acts like Ctrl-C: no leftovers."""
     import attnclf.data.prepare
 
@@ -655,3 +660,152 @@ def test_same_config_and_seed_give_identical_files(runs: SimpleNamespace) -> Non
     for row in first + second:
         row.pop("seconds")
     assert first == second
+
+
+# --- concurrent runs, damaged run-folder files, usage errors, folders left behind -----------
+
+_SAME_SECOND = (
+    "import sys, time; time.strftime = lambda *a: '20260101-000000'; "
+    "from attnclf.cli import main; sys.argv[0] = 'attnclf'; main()"
+)
+
+
+def test_concurrent_runs_in_one_second_publish_complete_separate_folders(
+    work: Path, runs: SimpleNamespace
+) -> None:
+    """Two `attnclf train` processes, one --output-dir, one timestamp: both runs publish whole."""
+    three = work / "three.csv"
+    lines = runs.data.read_text(encoding="utf-8").splitlines()
+    three.write_text("\n".join(x for x in lines if not x.endswith(",Sci/Tech")) + "\n")
+    out = work / "shared"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _SAME_SECOND,
+                "train",
+                "-c",
+                str(SMOKE),
+                "-o",
+                str(out),
+                *base_sets(data),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for data in (runs.data, three)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    folders = sorted(p for p in out.iterdir() if p.name.startswith("2026"))
+    assert [p.name for p in folders] == ["20260101-000000-smoke", "20260101-000000-smoke-2"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+    seen = set()
+    for folder in folders:  # every file of a folder comes from the run that trained on its data
+        cfg = load_config(folder / "config.yaml")
+        classes = json.loads((folder / "label_encoder.json").read_text())["classes"]
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert len(classes) == (3 if cfg.data.path == str(three) else 4)
+        assert list(metrics["class"]) == classes
+        assert Predictor.from_run(folder).predict(["tennis match"])[0].label in classes
+        seen.add(cfg.data.path)
+    assert seen == {str(runs.data), str(three)}
+
+
+def test_run_names_are_reserved_atomically(tmp_path: Path, monkeypatch) -> None:
+    """The second run of a second never takes (or deletes) the first one's staging folder."""
+    monkeypatch.setattr("attnclf.runfolder.time.strftime", lambda *a: "20260101-000000")
+    first = RunFolder.create(tmp_path, "smoke")
+    (first.staging / "config.yaml").write_text("mine")
+    second = RunFolder.create(tmp_path, "smoke")
+    assert first.staging != second.staging and first.final != second.final
+    assert (first.staging / "config.yaml").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("stopwords.json", "[1, 2, 3]", "expected a list of strings"),
+        ("stopwords.json", '{"a": 1}', "expected a list of strings"),
+        (
+            "tokenizer.json",
+            '{"level": "word", "num_tokens": null, "min_freq": 1, "vocab": [0, 1, 2]}',
+            "vocab must be a list of strings",
+        ),
+        (
+            "tokenizer.json",
+            '{"level": 3, "num_tokens": null, "min_freq": 1, "vocab": []}',
+            "level must be 'word' or 'char'",
+        ),
+        (
+            "tokenizer.json",
+            '{"level": "word", "num_tokens": "many", "min_freq": 1, "vocab": []}',
+            "num_tokens must be a whole number",
+        ),
+        ("tokenizer.json", "[]", "expected a JSON object"),
+        ("tokenizer.json", '{"level": "word"}', "no 'num_tokens' entry"),
+        ("label_encoder.json", '{"classes": {"a": 1}}', "classes must be a list of strings"),
+        ("label_encoder.json", '{"classes": ["a", "a"]}', "classes must not repeat"),
+        ("label_encoder.json", '{"classes": [1, 2]}', "classes must be a list of strings"),
+    ],
+)
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_run_folder_files_with_wrong_types_name_the_file(
+    name: str, content: str, fragment: str, command: str, work: Path, runs, run_cli
+) -> None:
+    run = Path(shutil.copytree(runs.good, work / "run"))
+    (run / name).write_text(content, encoding="utf-8")
+    args = ["--data", runs.data] if command == "evaluate" else ["tennis match"]
+    result = run_cli(command, "--run", run, *args)
+    assert_error(result, f"has a missing or damaged file: {name}", fragment, "retrain")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment", "command"),
+    [
+        (
+            ["predict", "--top-k", "0", "x"],
+            "'--top-k' / '-k': 0 is not in the range x>=1",
+            "predict",
+        ),
+        (["predict", "--format", "xml", "x"], "'xml' is not one of 'table', 'json'", "predict"),
+        (["train", "--bogus"], "No such option: --bogus", "train"),
+        (["evaluate"], "Missing option '--data'", "evaluate"),
+        (["data", "frobnicate"], "No such command 'frobnicate'", "data"),
+    ],
+)
+def test_usage_errors_from_the_cli_framework_are_one_line(
+    args: list[str], fragment: str, command: str, run_cli
+) -> None:
+    assert_error(run_cli(*args), fragment, f"see `attnclf {command} --help`")
+
+
+@pytest.mark.parametrize("existing", ["", "a", "a/b"])
+def test_a_failed_first_run_removes_every_folder_it_created(
+    existing: str, work: Path, run_cli
+) -> None:
+    single = work / "single.csv"
+    single.write_text("title,category\n" + "tennis match news,Sports\n" * 30, encoding="utf-8")
+    if existing:
+        (work / "out" / existing).mkdir(parents=True)
+    before = snapshot(work)
+    out = work / "out" / "a" / "b" / "c"
+    result = run_cli("train", "-c", SMOKE, *base_sets(single), "-o", out)
+    assert_error(result, "a single class")
+    assert snapshot(work) == before  # the existing folders stay, the new ones are gone
+
+
+def test_a_pipe_as_data_file_is_named_as_such(
+    work: Path, run_cli, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    fifo = tmp_path_factory.mktemp("fifo") / "data.csv"  # outside `work`: a snapshot reads files
+    os.mkfifo(fifo)
+    before = snapshot(work)
+    result = run_cli("train", "-c", SMOKE, "--set", f"data.path={fifo}", "-o", work / "o")
+    assert_error(result, "is not a regular file (a pipe, socket or device)", "data.path")
+    assert snapshot(work) == before

@@ -35,6 +35,11 @@ def _check_file(path: Path) -> None:
         raise UserError(f"data file not found: {path}; check the path or pass --set data.path=FILE")
     if path.is_dir():
         raise UserError(f"data path {path} is a directory; point data.path at a CSV file inside it")
+    if not path.is_file():
+        raise UserError(
+            f"data path {path} is not a regular file (a pipe, socket or device); save the data "
+            f"to a CSV file and point data.path at it"
+        )
     if path.stat().st_size == 0:
         raise UserError(f"data file {path} is empty; it needs a header and labelled rows")
 

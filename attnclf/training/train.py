@@ -67,8 +67,7 @@ def _run(cfg: Config, ctx: DistContext, folder: RunFolder | None, resuming: bool
             if writer is not None:
                 e = run.encoders
                 writer.save_encoders(cfg, e.preprocessor, e.tokenizer, e.labels)
-            _announce(run, resuming)
-            history = _fit(run, writer)
+            history = _fit(run, writer, resuming)
             metrics = _test(run)
             if writer is None:
                 return TrainResult(None, metrics, history)
@@ -104,11 +103,12 @@ def _announce(run: Pipeline, resuming: bool) -> None:
     )
 
 
-def _fit(run: Pipeline, writer: RunFolder | None) -> list[dict]:
+def _fit(run: Pipeline, writer: RunFolder | None, resuming: bool) -> list[dict]:
     """Train until done; a signal stops it cleanly, with a checkpoint to resume from."""
     trainer = run.trainer
     try:
         with _stop_on_signals(trainer):
+            _announce(run, resuming)  # once this is printed, a signal saves a checkpoint
             return trainer.fit(run.train_loader, run.val_loader)
     except Interrupted:
         if writer is None:
