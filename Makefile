@@ -11,7 +11,7 @@ ARGS ?=
 SET := $(if $(DATA),--set data.path=$(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install data train evaluate predict test test-fast lint bench bench-quality train-ddp clean
+.PHONY: install data train evaluate predict test test-fast lint bench bench-quality bench-explain train-ddp clean
 
 $(BIN)/attnclf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,9 @@ bench: install ## speed benchmarks -> benchmarks/results/speed.{json,md}
 
 bench-quality: install ## quality benchmark against linear baselines -> benchmarks/results/quality.{json,md}
 	$(BIN)/python benchmarks/quality.py $(if $(DATA),--data $(DATA),)
+
+bench-explain: install ## explanation faithfulness (trains default on DATA, else the shared 30k file) -> benchmarks/results/explain.{json,md}
+	$(BIN)/python benchmarks/explain.py $(if $(DATA),--data $(DATA),) $(ARGS)
 
 clean: ## remove the virtual environment and caches (keeps data/ and artifacts/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
