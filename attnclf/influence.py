@@ -65,7 +65,7 @@ def deletions(ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
 
 
 @torch.inference_mode()
-def explain(model: AttentionClassifier, ids: Tensor, lengths: Tensor) -> Explanation:
+def explain_batch(model: AttentionClassifier, ids: Tensor, lengths: Tensor) -> Explanation:
     """Probabilities, attention and per-token influence of an encoded batch (ids [B, L])."""
     lengths = lengths.cpu()
     probs, attention, influence = [], [], []
@@ -93,7 +93,7 @@ def _chunks(lengths: Tensor) -> list[tuple[int, int]]:
 def _explain_chunk(
     model: AttentionClassifier, ids: Tensor, lengths: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """`explain` for a batch that fits in one forward pass."""
+    """`explain_batch` for a batch that fits in one forward pass."""
     B, L = ids.shape
     deleted, deleted_lengths = deletions(ids, lengths)
     probs, attention = class_probs(

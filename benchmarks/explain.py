@@ -31,7 +31,7 @@ from speed import machine  # noqa: E402
 from attnclf.batching import TextDataset  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
 from attnclf.faithfulness import erasure, top_k  # noqa: E402
-from attnclf.influence import class_probs, explain  # noqa: E402
+from attnclf.influence import class_probs, explain_batch  # noqa: E402
 from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
 from attnclf.model import UNK_ID, AttentionClassifier, length_mask  # noqa: E402
 from attnclf.predict import Predictor  # noqa: E402
@@ -78,7 +78,7 @@ def evaluate(predictor: Predictor, texts: list[str], min_tokens: int, seed: int)
         with torch.inference_mode():
             class_probs(model, ids, lengths)
         t1 = time.perf_counter()
-        e = explain(model, ids, lengths)
+        e = explain_batch(model, ids, lengths)
         t2 = time.perf_counter()
         unk = unk_substitution(model, ids, lengths)
         t3 = time.perf_counter()

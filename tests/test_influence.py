@@ -11,7 +11,7 @@ from attnclf import influence as influence_mod
 from attnclf.batching import TextDataset
 from attnclf.config import load_config
 from attnclf.faithfulness import erasure, top_k
-from attnclf.influence import class_probs, compact, deletions, explain
+from attnclf.influence import class_probs, compact, deletions, explain_batch
 from attnclf.predict import Predictor
 from attnclf.prepare import prepare
 
@@ -60,7 +60,7 @@ def test_deletions_remove_each_token_once() -> None:
 
 def test_influence_is_the_probability_drop_computed_by_hand(predictor: Predictor) -> None:
     sequences, ds = encode(predictor, TEXTS)
-    e = explain(predictor.model, ds.ids, ds.lengths)
+    e = explain_batch(predictor.model, ds.ids, ds.lengths)
     assert len(sequences[2]) == 1  # a one-token text: its deletion is the empty text
     for row, seq in enumerate(sequences):
         full = probs_of(predictor, seq)
@@ -80,14 +80,14 @@ def test_padding_and_batching_never_change_influence(
     text = TEXTS[0]
     _, alone = encode(predictor, [text])
     _, batched = encode(predictor, [TEXTS[1], text, TEXTS[3]])  # padded to the longest text
-    one = explain(predictor.model, alone.ids, alone.lengths)
-    many = explain(predictor.model, batched.ids, batched.lengths)
+    one = explain_batch(predictor.model, alone.ids, alone.lengths)
+    many = explain_batch(predictor.model, batched.ids, batched.lengths)
     n = int(alone.lengths[0])
     assert batched.ids.shape[1] > n
     assert torch.allclose(many.influence[1, :n], one.influence[0], atol=1e-6)
     assert not many.influence[1, n:].any()
     monkeypatch.setattr(influence_mod, "MAX_ROWS", 8)  # one forward pass per text
-    chunked = explain(predictor.model, batched.ids, batched.lengths)
+    chunked = explain_batch(predictor.model, batched.ids, batched.lengths)
     assert torch.allclose(chunked.influence, many.influence, atol=1e-6)
     assert torch.allclose(chunked.probs, many.probs, atol=1e-6)
 
@@ -95,7 +95,7 @@ def test_padding_and_batching_never_change_influence(
 def test_erasure_by_hand(predictor: Predictor) -> None:
     sequences, ds = encode(predictor, TEXTS[:1])
     seq = sequences[0]
-    e = explain(predictor.model, ds.ids, ds.lengths)
+    e = explain_batch(predictor.model, ds.ids, ds.lengths)
     scores = torch.tensor([[0.1, 0.9, 0.3, 0.5, 0.2]])
     comp, suff = erasure(predictor.model, ds.ids, ds.lengths, e.probs, scores, 2)
     full = probs_of(predictor, seq)
@@ -120,7 +120,7 @@ def test_top_influence_token_beats_top_attention_on_a_real_split(
     sequences = predictor.parts.tokenizer.texts_to_sequences(test["clean"])
     kept = [s for s in sequences if len(s) >= 3][:600]
     ds = TextDataset(kept, [0] * len(kept), 32)
-    e = explain(predictor.model, ds.ids, ds.lengths)
+    e = explain_batch(predictor.model, ds.ids, ds.lengths)
     drops = {
         name: erasure(predictor.model, ds.ids, ds.lengths, e.probs, scores, 1)[0].mean()
         for name, scores in (("influence", e.influence), ("attention", e.attention))
