@@ -174,14 +174,16 @@ def predict(
         OutputFormat, typer.Option("--format", help="table, or json: one line per text.")
     ] = OutputFormat.table,
     explain: Annotated[
-        bool, typer.Option("--explain", help="Show each token's attention weight as a bar.")
+        bool, typer.Option("--explain", help="Show each token's influence and attention weight.")
     ] = False,
     plot: Annotated[
         Path | None,
-        typer.Option("--plot", help="Save the attention heatmap (FILE-N.png for several texts)."),
+        typer.Option(
+            "--plot", help="Save influence and attention heatmaps (FILE-N.png for several texts)."
+        ),
     ] = None,
 ) -> None:
-    """Classify texts with a trained run, and show the attention behind each answer."""
+    """Classify texts with a trained run; --explain shows each token's influence and attention."""
     from attnclf.predict import Predictor
     from attnclf.render import format_prediction, plot_prediction
 
@@ -189,17 +191,19 @@ def predict(
         raise UserError("give the texts to classify as arguments or with --file FILE, not both")
     predictor = Predictor.from_run(run)
     single = file is None and len(texts) == 1
+    explained = explain or plot is not None
     if single:
-        predictions = iter([predictor.predict_one(texts[0], top_k)])
+        predictions = iter([predictor.predict_one(texts[0], top_k, explained)])
     else:
-        predictions = predictor.predict_iter(predictor.read(file) if file else texts, top_k)
+        source = predictor.read(file) if file else texts
+        predictions = predictor.predict_iter(source, top_k, explained)
     truncated = 0
     for i, p in enumerate(predictions, start=1):
         truncated += p.truncated
         typer.echo(p.to_json() if fmt is OutputFormat.json else format_prediction(i, p, explain))
         if plot is not None and p.label is not None:
             path = plot if single else plot.with_name(f"{plot.stem}-{i}{plot.suffix}")
-            typer.echo(f"attention plot: {plot_prediction(p, path)}", err=True)
+            typer.echo(f"explanation plot: {plot_prediction(p, path)}", err=True)
     warning = predictor.truncation_warning(truncated)
     if warning:
         typer.echo(f"warning: {warning}", err=True)

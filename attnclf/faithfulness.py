@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attnclf.influence import class_probs, compact
-from attnclf.model import AttentionClassifier, length_mask
+from attnclf.influence import compact
+from attnclf.layers import length_mask
+from attnclf.model import AttentionClassifier
 
 
 def top_k(scores: Tensor, lengths: Tensor, k: int) -> Tensor:
@@ -30,13 +31,13 @@ def erasure(
 ) -> tuple[Tensor, Tensor]:
     """Per text [B]: comprehensiveness and sufficiency of its `k` top-scoring tokens.
 
-    `probs` [B, C] are the model's probabilities of the whole texts (`class_probs`).
+    `probs` [B, C] are the whole texts' probabilities (`AttentionClassifier.probabilities`).
     """
     inside = length_mask(lengths, ids.shape[1], ids.device)
     picked = top_k(scores, lengths, k)
     without, without_len = compact(ids, inside & ~picked)
     only, only_len = compact(ids, picked)
-    erased, _ = class_probs(model, torch.cat([without, only]), torch.cat([without_len, only_len]))
+    erased, _ = model.probabilities(torch.cat([without, only]), torch.cat([without_len, only_len]))
     c = probs.argmax(dim=1, keepdim=True)
     full = probs.gather(1, c).squeeze(1)
     B = len(ids)

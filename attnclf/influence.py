@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attnclf.model import AttentionClassifier, length_mask
+from attnclf.layers import length_mask
+from attnclf.model import AttentionClassifier
 
 MAX_ROWS = 8192  # texts + deletions per forward pass: bounds memory on long texts
 
@@ -30,12 +31,6 @@ class Explanation:
     probs: Tensor
     attention: Tensor
     influence: Tensor
-
-
-def class_probs(model: AttentionClassifier, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """The whole model's class probabilities [B, C] and RNN attention [B, L] (eval mode)."""
-    logits, attention = model(ids, lengths)
-    return torch.softmax(logits.float(), dim=-1), attention
 
 
 def compact(ids: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
@@ -96,8 +91,8 @@ def _explain_chunk(
     """`explain_batch` for a batch that fits in one forward pass."""
     B, L = ids.shape
     deleted, deleted_lengths = deletions(ids, lengths)
-    probs, attention = class_probs(
-        model, torch.cat([ids, deleted]), torch.cat([lengths, deleted_lengths])
+    probs, attention = model.probabilities(
+        torch.cat([ids, deleted]), torch.cat([lengths, deleted_lengths])
     )
     full, without = probs[:B], probs[B:]
     predicted = full.argmax(dim=1)

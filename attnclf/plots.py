@@ -1,4 +1,4 @@
-"""PNG figures: learning curves, the confusion matrix and attention over tokens."""
+"""PNG figures: learning curves, the confusion matrix, influence and attention over tokens."""
 
 from __future__ import annotations
 
@@ -64,15 +64,31 @@ def plot_confusion(
     return _save(fig, path)
 
 
-def plot_attention(
-    tokens: Sequence[str], weights: Sequence[float], title: str, path: str | Path
+def plot_explanation(
+    tokens: Sequence[str],
+    influence: Sequence[float],
+    attention: Sequence[float],
+    title: str,
+    path: str | Path,
 ) -> Path:
-    """The lesson's heatmap: one row of attention weights over the tokens of a text."""
+    """Two heatmap rows over the tokens of a text: influence (signed, blue-red) and attention."""
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(max(4, 0.9 * len(tokens)), 1.8))
-    ax.imshow([list(weights)], cmap="Reds", aspect="auto", vmin=0)
-    ax.set(xticks=range(len(tokens)), yticks=[], title=title)
-    ax.set_xticklabels(tokens, rotation=45, ha="right")
-    for j, w in enumerate(weights):
-        ax.text(j, 0, f"{w:.2f}", ha="center", va="center", fontsize=8)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(4, 0.9 * len(tokens)), 2.8), sharex=True)
+    for ax, values, cmap, signed, name in (
+        (top, influence, "RdBu_r", True, "influence"),
+        (bottom, attention, "Reds", False, "attention"),
+    ):
+        scale = max((abs(v) for v in values), default=0.0) or 1.0
+        ax.imshow(
+            [list(values)], cmap=cmap, aspect="auto", vmin=-scale if signed else 0, vmax=scale
+        )
+        ax.set(yticks=[0])
+        ax.set_yticklabels([name])
+        for j, v in enumerate(values):
+            color = "white" if abs(v) > 0.6 * scale else "black"
+            label = f"{v:+.2f}" if signed else f"{v:.2f}"
+            ax.text(j, 0, label, ha="center", va="center", fontsize=8, color=color)
+    top.set_title(title)
+    bottom.set(xticks=range(len(tokens)))
+    bottom.set_xticklabels(tokens, rotation=45, ha="right")
     return _save(fig, path)

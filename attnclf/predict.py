@@ -1,4 +1,4 @@
-"""Classify raw texts with a trained run folder, with each token's attention weight.
+"""Classify raw texts with a trained run folder, with each token's attention and influence.
 
 Kept light to import: torch and the run-folder modules only; pandas is imported only to read
 a CSV input.
@@ -17,6 +17,7 @@ from more_itertools import chunked
 from attnclf.batching import TextDataset, make_loader
 from attnclf.data.texts import read_texts
 from attnclf.errors import UserError
+from attnclf.influence import explain_batch
 from attnclf.runfolder import LoadedRun, RunFolder
 
 CHUNK_SIZE = 4096  # texts read, cleaned and encoded at a time (memory stays flat)
@@ -36,6 +37,7 @@ class Prediction:
     attention: list[float]  # one weight per token
     truncated: bool
     error: str | None = None
+    influence: list[float] | None = None  # one per token when explained (`attnclf.influence`)
 
     def to_json(self) -> str:
         """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""
@@ -65,23 +67,30 @@ class Predictor:
         """Texts from `-` (stdin), a text file (one per line) or a CSV (see `text_columns`)."""
         return read_texts(source, self.text_columns)
 
-    def predict(self, texts: Iterable[str], top_k: int | None = None) -> list[Prediction]:
-        """Predictions for `texts`, in order; `top_k` keeps only the most probable classes."""
-        return list(self.predict_iter(texts, top_k))
+    def predict(
+        self, texts: Iterable[str], top_k: int | None = None, explain: bool = False
+    ) -> list[Prediction]:
+        """Predictions for `texts`, in order; `top_k` keeps only the most probable classes.
 
-    def predict_one(self, text: str, top_k: int | None = None) -> Prediction:
+        `explain` also computes each token's influence (about n + 1 predictions per text).
+        """
+        return list(self.predict_iter(texts, top_k, explain))
+
+    def predict_one(self, text: str, top_k: int | None = None, explain: bool = False) -> Prediction:
         """The prediction for one text; one that preprocessing empties is a `UserError`."""
-        (p,) = self.predict([text], top_k)
+        (p,) = self.predict([text], top_k, explain)
         if p.error is not None:
             raise UserError(f"the text is {p.error}")
         return p
 
-    def predict_iter(self, texts: Iterable[str], top_k: int | None = None) -> Iterator[Prediction]:
+    def predict_iter(
+        self, texts: Iterable[str], top_k: int | None = None, explain: bool = False
+    ) -> Iterator[Prediction]:
         """Like `predict`, but lazy: reads and answers `CHUNK_SIZE` texts at a time."""
         if top_k is not None and top_k < 1:
             raise UserError(f"--top-k must be at least 1, got {top_k}")
         for chunk in chunked(texts, CHUNK_SIZE):
-            yield from self._predict_chunk(chunk, top_k)
+            yield from self._predict_chunk(chunk, top_k, explain)
 
     def truncation_warning(self, count: int) -> str | None:
         """What to tell the user when `count` texts were longer than the model reads."""
@@ -92,13 +101,15 @@ class Predictor:
             f"only their first {self.max_len} were used"
         )
 
-    def _predict_chunk(self, texts: list[str], top_k: int | None) -> Iterator[Prediction]:
+    def _predict_chunk(
+        self, texts: list[str], top_k: int | None, explain: bool
+    ) -> Iterator[Prediction]:
         """Clean, encode and classify one chunk of texts."""
         run = self.run
         clean = run.preprocessor.batch(texts)
         kept = [c for c in clean if c]
         sequences = run.tokenizer.texts_to_sequences(kept)
-        probs, attention = self._infer(sequences)
+        probs, attention, influence = self._infer(sequences, explain)
         classes = run.labels.classes
         # Rank and convert the whole chunk at once: per-row tensor indexing is slow.
         ranked = probs.argsort(dim=1, descending=True)[:, :top_k].tolist()
@@ -117,23 +128,33 @@ class Predictor:
                 tokens=run.tokenizer.tokenize(cleaned)[: self.max_len],
                 attention=attention[row],
                 truncated=len(sequences[row]) > self.max_len,
+                influence=influence[row] if explain else None,
             )
             row += 1
 
-    def _infer(self, sequences: Sequence[Sequence[int]]) -> tuple[torch.Tensor, list[list[float]]]:
-        """Class probabilities [N, C] and per-token attention of encoded texts, in input order."""
+    def _infer(
+        self, sequences: Sequence[Sequence[int]], explain: bool
+    ) -> tuple[torch.Tensor, list[list[float]], list[list[float]]]:
+        """Probabilities [N, C], per-token attention and influence (if `explain`), input order."""
         # The labels carry each text's position: batches come sorted by length (less padding).
         dataset = TextDataset(
             sequences, list(range(len(sequences))), self.max_len, self.run.config.tokenizer.pad_to
         )
         probs = torch.zeros(len(sequences), len(self.run.labels))
         attention: list[list[float]] = [[] for _ in sequences]
+        influence: list[list[float]] = [[] for _ in sequences]
         with torch.inference_mode():
             for batch in make_loader(dataset, BATCH_SIZE, shuffle=False, bucket=True):
-                batch_probs, weights = self.model.probabilities(batch.ids, batch.lengths)
-                probs[batch.labels] = batch_probs
-                for pos, n, w in zip(
-                    batch.labels.tolist(), batch.lengths.tolist(), weights.tolist(), strict=True
-                ):
-                    attention[pos] = w[:n]
-        return probs, attention
+                if explain:
+                    e = explain_batch(self.model, batch.ids, batch.lengths)
+                    p, w, s = e.probs, e.attention, e.influence
+                else:
+                    (p, w), s = self.model.probabilities(batch.ids, batch.lengths), None
+                probs[batch.labels] = p
+                positions, lengths = batch.labels.tolist(), batch.lengths.tolist()
+                for pos, n, row in zip(positions, lengths, w.tolist(), strict=True):
+                    attention[pos] = row[:n]
+                if s is not None:
+                    for pos, n, row in zip(positions, lengths, s.tolist(), strict=True):
+                        influence[pos] = row[:n]
+        return probs, attention, influence

@@ -1,4 +1,4 @@
-"""Terminal rendering of predictions for the CLI: a block per text, attention as bars."""
+"""Terminal rendering of predictions for the CLI: a block per text, influence and attention."""
 
 from __future__ import annotations
 
@@ -16,21 +16,39 @@ def display(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def attention_bars(tokens: Sequence[str], weights: Sequence[float], width: int = 24) -> str:
-    """One line per token: the token, a bar (full for the top weight) and its attention weight."""
-    top = max(weights, default=0.0) or 1.0
+def _bar(value: float, top: float, width: int) -> str:
+    """A bar of `value / top` of `width` cells, drawn in eighths of a cell."""
+    eighths = round(value / top * width * 8)
+    return "█" * (eighths // 8) + (_BLOCKS[eighths % 8] if eighths % 8 else "")
+
+
+def explanation_lines(
+    tokens: Sequence[str], influence: Sequence[float], attention: Sequence[float], width: int = 12
+) -> str:
+    """One line per token, in text order: influence (signed bar, value) and attention (value, bar).
+
+    Bars are scaled to the text's largest |influence| and largest attention weight.
+    """
+    top_i = max((abs(v) for v in influence), default=0.0) or 1.0
+    top_a = max(attention, default=0.0) or 1.0
     shown = [display(t, 20) for t in tokens]
-    pad = max((len(t) for t in shown), default=0)
-    lines = []
-    for token, w in zip(shown, weights, strict=True):
-        eighths = round(w / top * width * 8)
-        bar = "█" * (eighths // 8) + (_BLOCKS[eighths % 8] if eighths % 8 else "")
-        lines.append(f"    {token:<{pad}}  {bar:<{width}}  {w:.3f}")
+    pad = max([len("token"), *(len(t) for t in shown)])
+    lines = [f"    {'token':<{pad}}  {'influence':<{2 * width + 8}}  attention"]
+    for token, i, a in zip(shown, influence, attention, strict=True):
+        negative = "█" * round(-i / top_i * width) if i < 0 else ""
+        positive = _bar(i, top_i, width) if i > 0 else ""
+        lines.append(
+            f"    {token:<{pad}}  {i:+.3f} {negative:>{width}}│{positive:<{width}}"
+            f"  {a:.3f} {_bar(a, top_a, width)}"
+        )
     return "\n".join(lines)
 
 
 def format_prediction(index: int, p: Prediction, explain: bool = False) -> str:
-    """A human-readable block for one prediction (with attention bars when `explain`)."""
+    """A human-readable block for one prediction; `explain` adds influence and attention per token.
+
+    Explaining needs a prediction made with `explain=True` (it carries the influence).
+    """
     lines = [f"[{index}] {display(p.text, 100)}"]
     if p.error is not None:
         return "\n".join([*lines, f"    error: {p.error}"])
@@ -40,13 +58,17 @@ def format_prediction(index: int, p: Prediction, explain: bool = False) -> str:
     if p.truncated:
         lines.append(f"    (truncated to its first {len(p.tokens)} tokens)")
     if explain:
-        lines.append(attention_bars(p.tokens, p.attention))
+        if p.influence is None:
+            raise ValueError("predict with explain=True to show influence")
+        lines.append(explanation_lines(p.tokens, p.influence, p.attention))
     return "\n".join(lines)
 
 
 def plot_prediction(p: Prediction, path: str | Path) -> Path:
-    """Save the lesson's heatmap of attention over the tokens of one prediction as PNG."""
-    from attnclf.plots import plot_attention
+    """Save heatmaps of influence and attention over the tokens of one explained prediction."""
+    from attnclf.plots import plot_explanation
 
+    if p.influence is None:
+        raise ValueError("predict with explain=True to plot influence")
     title = f"{p.label} ({p.probabilities[p.label]:.2f}): {display(p.text, 60)}"
-    return plot_attention(p.tokens, p.attention, title, path)
+    return plot_explanation(p.tokens, p.influence, p.attention, title, path)

@@ -1,6 +1,6 @@
 """Faithfulness benchmark: do influence, attention and random token orders pick what the model used?
 
-For a trained run and its own test split (`attnclf.prepare.prepare` with the run's config
+For a trained run and its own test split (`attnclf.data.prepare.prepare` with the run's config
 reproduces the split), each method ranks the tokens of every text of at least --min-tokens
 tokens; deleting its top k (k = 1, 2, 3) gives ERASER's comprehensiveness (higher is better),
 keeping only them its sufficiency (lower is better), both on the predicted class's probability
@@ -30,13 +30,15 @@ from speed import machine  # noqa: E402
 
 from attnclf.batching import TextDataset  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
+from attnclf.data.prepare import prepare  # noqa: E402
 from attnclf.faithfulness import erasure, top_k  # noqa: E402
-from attnclf.influence import class_probs, explain_batch  # noqa: E402
+from attnclf.influence import explain_batch  # noqa: E402
 from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
-from attnclf.model import UNK_ID, AttentionClassifier, length_mask  # noqa: E402
+from attnclf.layers import length_mask  # noqa: E402
+from attnclf.model import AttentionClassifier  # noqa: E402
 from attnclf.predict import Predictor  # noqa: E402
-from attnclf.prepare import prepare  # noqa: E402
-from attnclf.train import train  # noqa: E402
+from attnclf.tokenizer import UNK_ID  # noqa: E402
+from attnclf.training.train import train  # noqa: E402
 
 DATA_30K = ROOT.parent / "shared" / "data" / "ag_news_train_30k.csv"
 KS = (1, 2, 3)
@@ -51,7 +53,7 @@ def unk_substitution(model: AttentionClassifier, ids: torch.Tensor, lengths: tor
     position = torch.arange(len(rows)) - (torch.cumsum(lengths, 0) - lengths)[rows]
     swapped = ids[rows].clone()
     swapped[torch.arange(len(rows)), position] = UNK_ID
-    probs, _ = class_probs(model, torch.cat([ids, swapped]), torch.cat([lengths, lengths[rows]]))
+    probs, _ = model.probabilities(torch.cat([ids, swapped]), torch.cat([lengths, lengths[rows]]))
     c = probs[:B].argmax(dim=1)
     drop = probs[rows, c[rows]] - probs[B:][torch.arange(len(rows)), c[rows]]
     scores = torch.zeros(B, L)
@@ -61,9 +63,9 @@ def unk_substitution(model: AttentionClassifier, ids: torch.Tensor, lengths: tor
 
 def evaluate(predictor: Predictor, texts: list[str], min_tokens: int, seed: int) -> dict:
     """Per-method comprehensiveness, sufficiency, AOPC and top-token agreement, with costs."""
-    parts = predictor.parts
-    max_len = parts.config.tokenizer.max_seq_len
-    sequences = [s[:max_len] for s in parts.tokenizer.texts_to_sequences(texts)]
+    run = predictor.run
+    max_len = run.config.tokenizer.max_seq_len
+    sequences = [s[:max_len] for s in run.tokenizer.texts_to_sequences(texts)]
     sequences = sorted((s for s in sequences if len(s) >= min_tokens), key=len)
     g = torch.Generator().manual_seed(seed)
     sums = {m: {f"{kind}@{k}": 0.0 for kind in ("comp", "suff") for k in KS} for m in METHODS}
@@ -76,7 +78,7 @@ def evaluate(predictor: Predictor, texts: list[str], min_tokens: int, seed: int)
         ids, lengths = ds.ids, ds.lengths
         t0 = time.perf_counter()
         with torch.inference_mode():
-            class_probs(model, ids, lengths)
+            model.probabilities(ids, lengths)
         t1 = time.perf_counter()
         e = explain_batch(model, ids, lengths)
         t2 = time.perf_counter()
@@ -180,9 +182,9 @@ def main(argv: list[str] | None = None) -> None:
             run = train(cfg, args.config.stem, tmp).run_dir
             note = f"{args.config.name} trained by this command"
         predictor = Predictor.from_run(run)
-        cfg = predictor.parts.config
+        cfg = predictor.run.config
         data = args.data or Path(cfg.data.path)
-        test = prepare(cfg, data, predictor.parts.preprocessor).test
+        test = prepare(cfg, data, predictor.run.preprocessor).test
         report = evaluate(predictor, test["clean"].tolist(), args.min_tokens, args.seed)
         predicted = [p.label for p in predictor.predict(test["text"].tolist())]
     accuracy = sum(p == t for p, t in zip(predicted, test["label"], strict=True)) / len(test)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from attnclf import influence as influence_mod
 from attnclf.batching import TextDataset
+from attnclf.cli import app
 from attnclf.config import load_config
+from attnclf.data.prepare import prepare
 from attnclf.faithfulness import erasure, top_k
-from attnclf.influence import class_probs, compact, deletions, explain_batch
+from attnclf.influence import compact, deletions, explain_batch
 from attnclf.predict import Predictor
-from attnclf.prepare import prepare
+from attnclf.render import format_prediction, plot_prediction
 
 ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
 TEXTS = [
     "tennis match goal league coach",
     "stocks rally as market earnings beat forecasts and shares climb",
@@ -32,7 +37,7 @@ def predictor(trained_run: Path) -> Predictor:
 
 def encode(predictor: Predictor, texts: list[str]) -> tuple[list[list[int]], TextDataset]:
     """Token ids of `texts` and a padded dataset holding them."""
-    sequences = predictor.parts.tokenizer.texts_to_sequences(texts)
+    sequences = predictor.run.tokenizer.texts_to_sequences(texts)
     return sequences, TextDataset(sequences, [0] * len(texts), 64)
 
 
@@ -40,7 +45,7 @@ def probs_of(predictor: Predictor, sequence: list[int]) -> torch.Tensor:
     """The whole model's probabilities [C] for one sequence (an empty one: a lone padding)."""
     ids = torch.tensor([sequence or [0]])
     with torch.inference_mode():
-        return class_probs(predictor.model, ids, torch.tensor([len(sequence)]))[0][0]
+        return predictor.model.probabilities(ids, torch.tensor([len(sequence)]))[0][0]
 
 
 def test_compact_keeps_order_and_pads() -> None:
@@ -111,13 +116,13 @@ def test_erasure_by_hand(predictor: Predictor) -> None:
 def test_top_influence_token_beats_top_attention_on_a_real_split(
     ag_news_10k: Path, tmp_path: Path
 ) -> None:
-    from attnclf.train import train
+    from attnclf.training.train import train
 
     sets = [f"data.path={ag_news_10k}", "train.epochs=2", "train.num_threads=1"]
     cfg = load_config(ROOT / "configs" / "smoke.yaml", sets)
     predictor = Predictor.from_run(train(cfg, "smoke", tmp_path).run_dir)
-    test = prepare(cfg, ag_news_10k, predictor.parts.preprocessor).test
-    sequences = predictor.parts.tokenizer.texts_to_sequences(test["clean"])
+    test = prepare(cfg, ag_news_10k, predictor.run.preprocessor).test
+    sequences = predictor.run.tokenizer.texts_to_sequences(test["clean"])
     kept = [s for s in sequences if len(s) >= 3][:600]
     ds = TextDataset(kept, [0] * len(kept), 32)
     e = explain_batch(predictor.model, ds.ids, ds.lengths)
@@ -126,3 +131,75 @@ def test_top_influence_token_beats_top_attention_on_a_real_split(
         for name, scores in (("influence", e.influence), ("attention", e.attention))
     }
     assert drops["influence"] >= drops["attention"] > 0
+
+
+def test_prediction_influence_only_when_explained(predictor: Predictor) -> None:
+    explained = predictor.predict([*TEXTS, "the"], explain=True)
+    for p in explained[:-1]:
+        _, ds = encode(predictor, [p.clean])
+        e = explain_batch(predictor.model, ds.ids, ds.lengths)
+        assert len(p.influence) == len(p.tokens) == len(p.attention)
+        assert p.influence == pytest.approx(e.influence[0].tolist(), abs=1e-6)
+        assert p.probabilities[p.label] == pytest.approx(float(e.probs.max()), abs=1e-6)
+    assert explained[-1].error is not None and explained[-1].influence is None
+    plain = predictor.predict(TEXTS)
+    assert all(p.influence is None for p in plain)
+    for a, b in zip(plain, explained, strict=False):
+        assert a.attention == pytest.approx(b.attention, abs=1e-6) and a.label == b.label
+    with pytest.raises(ValueError, match="explain=True"):
+        format_prediction(1, plain[0], explain=True)
+
+
+def test_cli_explain_lists_influence_and_attention_in_text_order(
+    predictor: Predictor, trained_run: Path
+) -> None:
+    result = runner.invoke(app, ["predict", "--run", str(trained_run), "--explain", TEXTS[1]])
+    assert result.exit_code == 0, result.output
+    (p,) = predictor.predict([TEXTS[1]], explain=True)
+    lines = result.stdout.splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if line.split()[:3] == ["token", "influence", "attention"]
+    )
+    rows = [line.split() for line in lines[start + 1 :]]
+    assert [r[0] for r in rows] == p.tokens
+    assert [float(r[1]) for r in rows] == pytest.approx(p.influence, abs=5e-4)
+    assert [float(next(x for x in r[2:] if "." in x)) for r in rows] == pytest.approx(
+        p.attention, abs=5e-4
+    )
+    top = max(range(len(p.influence)), key=p.influence.__getitem__)
+    assert rows[top][2].startswith("│█") or rows[top][3].startswith("│█")
+
+
+def test_cli_json_carries_influence_with_explain(predictor: Predictor, trained_run: Path) -> None:
+    args = ["predict", "--run", str(trained_run), "--format", "json", *TEXTS[:2]]
+    explained = [
+        json.loads(line) for line in runner.invoke(app, [*args, "--explain"]).stdout.splitlines()
+    ]
+    plain = [json.loads(line) for line in runner.invoke(app, args).stdout.splitlines()]
+    for row, p in zip(explained, predictor.predict(TEXTS[:2], explain=True), strict=True):
+        assert row["influence"] == pytest.approx(p.influence, abs=1e-6)
+        assert len(row["influence"]) == len(row["tokens"])
+    assert [row["influence"] for row in plain] == [None, None]
+
+
+def test_plot_draws_influence_and_attention_rows(
+    predictor: Predictor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from attnclf import plots
+
+    drawn = []
+    save = plots._save
+    monkeypatch.setattr(plots, "_save", lambda fig, path: (drawn.append(fig), save(fig, path))[1])
+    (p,) = predictor.predict([TEXTS[0]], explain=True)
+    path = plot_prediction(p, tmp_path / "x.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (fig,) = drawn
+    rows = [
+        (ax.get_yticklabels()[0].get_text(), ax.images[0].get_array()[0].tolist())
+        for ax in fig.axes
+    ]
+    assert rows == [
+        ("influence", pytest.approx(p.influence)),
+        ("attention", pytest.approx(p.attention)),
+    ]
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == p.tokens
