@@ -1,5 +1,6 @@
 """Speed benchmark: training throughput and epoch time, the data pipeline's share of an epoch,
-padding with and without length bucketing, peak memory, batch prediction and start-up times.
+padding with and without length bucketing, peak memory, batch prediction (plain and explained)
+and start-up times.
 
 The corpus is the shared AG News titles resampled with replacement to --rows rows (fixed seed),
 written to a temporary folder and labelled "resampled" in the results. Every figure is the
@@ -44,15 +45,17 @@ from attnclf.model import AttentionClassifier  # noqa: E402
 from attnclf.training.build import Encoders, build  # noqa: E402
 
 CONFIG = ROOT / "configs" / "default.yaml"
-SECTIONS = ("train", "predict", "startup")
+SECTIONS = ("train", "predict", "explain", "startup")
 SEED = 1234
 PREDICT_TITLES = 100_000
+EXPLAIN_TITLES = 20_000  # explaining costs ~n + 1 predictions per title: fewer titles suffice
 SAMPLE_TITLE = "Stocks rally as oil prices fall and tech shares climb"
 # Targets for the 2-core CPU machine the project is measured on (GPU figures have none).
 TARGETS: dict[str, tuple[str, float]] = {
     "epoch_seconds": ("<=", 30.0),
     "pipeline_share": ("<", 0.10),
     "predict_titles_per_second": (">=", 5000.0),
+    "explain_titles_per_second": (">=", 1000.0),
     "help_seconds": ("<", 0.3),
     "cold_predict_seconds": ("<", 2.5),
     "train_peak_rss_gb": ("<", 1.5),
@@ -261,27 +264,37 @@ def ensure_run(b: Bench) -> Path:
     return b.run_dir
 
 
-def bench_predict(b: Bench) -> None:
-    """`attnclf predict --file` over PREDICT_TITLES resampled titles, JSON lines out."""
+def file_throughput(b: Bench, n: int, key: str, what: str, *flags: str) -> None:
+    """`attnclf predict --file FLAGS --format json` over `n` resampled titles: titles/s, RSS."""
     run = ensure_run(b)
-    titles = resample(b.args.data, b.args.predict_titles, SEED + 1, b.tmp / "predict.csv")
-    n = b.args.predict_titles
-    print(f"prediction: {b.args.repeats} x `attnclf predict --file` on {n:,} titles", flush=True)
+    titles = resample(b.args.data, n, SEED + 1, b.tmp / f"{key}.csv")
+    shown = " ".join(["attnclf predict --file", *flags])
+    print(f"{what}: {b.args.repeats} x `{shown}` on {n:,} titles", flush=True)
     command = attnclf("predict", "--run", str(run), "--file", str(titles), "--format", "json")
-    children = [run_child(command, b.tmp) for _ in range(b.args.repeats)]
+    children = [run_child([*command, *flags], b.tmp) for _ in range(b.args.repeats)]
     assert children[-1].stdout.count("\n") == n, "one JSON line per title"
     b.add(
-        "predict_titles_per_second",
-        f"batch prediction, {n:,} titles end to end (start-up included)",
+        f"{key}_titles_per_second",
+        f"{what}, {n:,} titles end to end (start-up included)",
         "titles/s",
         [n / c.seconds for c in children],
     )
     b.add(
-        "predict_peak_rss_gb",
-        "peak resident memory of `attnclf predict --file`",
+        f"{key}_peak_rss_gb",
+        f"peak resident memory of `{shown}`",
         "GB",
         [c.max_rss_bytes / 1e9 for c in children],
     )
+
+
+def bench_predict(b: Bench) -> None:
+    """`attnclf predict --file` over --predict-titles resampled titles, JSON lines out."""
+    file_throughput(b, b.args.predict_titles, "predict", "batch prediction")
+
+
+def bench_explain(b: Bench) -> None:
+    """`attnclf predict --file --explain` (influence and attention) over --explain-titles titles."""
+    file_throughput(b, b.args.explain_titles, "explain", "batch explanation", "--explain")
 
 
 def bench_startup(b: Bench) -> None:
@@ -479,6 +492,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--config", type=Path, default=CONFIG)
     p.add_argument("--predict-titles", type=int, default=PREDICT_TITLES)
+    p.add_argument("--explain-titles", type=int, default=EXPLAIN_TITLES)
     args = p.parse_args(argv)
     args.data, args.out, args.config = (x.resolve() for x in (args.data, args.out, args.config))
     default = SECTIONS if args.device == "cpu" else ("train",)
@@ -501,6 +515,7 @@ def main(argv: list[str] | None = None) -> None:
     sections: dict[str, Callable[[Bench], None]] = {
         "train": bench_train,
         "predict": bench_predict,
+        "explain": bench_explain,
         "startup": bench_startup,
     }
     with tempfile.TemporaryDirectory(prefix="attnclf-speed-") as tmp:

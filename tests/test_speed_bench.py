@@ -55,7 +55,7 @@ def test_merge_keeps_earlier_figures_with_their_machine(speed, tmp_path: Path) -
     )
 
 
-def test_prediction_section_end_to_end(speed, tmp_path: Path) -> None:
+def test_prediction_and_explanation_sections_end_to_end(speed, tmp_path: Path) -> None:
     rng = random.Random(0)
     words = {"World": "minister troops", "Sports": "tennis goal", "Business": "stocks profit"}
     rows = ["title,category"] + [
@@ -66,10 +66,12 @@ def test_prediction_section_end_to_end(speed, tmp_path: Path) -> None:
     data = tmp_path / "titles.csv"
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
     out = tmp_path / "results"
-    args = ["--data", str(data), "--rows", "300", "--repeats", "1", "--only", "predict"]
+    args = ["--data", str(data), "--rows", "300", "--repeats", "1", "--only", "predict,explain"]
     args += [
         "--predict-titles",
         "200",
+        "--explain-titles",
+        "100",
         "--out",
         str(out),
         "--config",
@@ -84,6 +86,9 @@ def test_prediction_section_end_to_end(speed, tmp_path: Path) -> None:
     assert machine["torch"] and machine["cpu_count"] and "speed.py" in machine["command"]
     table = (out / "speed.md").read_text()
     assert "batch prediction, 200 titles" in table and "## Machines" in table
+    explained = report["figures"]["explain_titles_per_second"]
+    assert explained["value"] > 0 and explained["target"] == ">= 1,000 titles/s"
+    assert "batch explanation, 100 titles" in table
 
 
 def test_utilisation_figures_are_kept_apart_under_the_device(speed, monkeypatch, tmp_path) -> None:
