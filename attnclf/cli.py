@@ -155,6 +155,19 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class Backend(str, Enum):
+    """What runs the model: torch (the run's weights) or onnx (its `attnclf export` model)."""
+
+    torch = "torch"
+    onnx = "onnx"
+
+
+BackendOpt = Annotated[
+    Backend,
+    typer.Option("--backend", help="torch, or onnx: the exported model.onnx, without torch."),
+]
+
+
 @app.command()
 def predict(
     texts: Annotated[
@@ -180,14 +193,15 @@ def predict(
         Path | None,
         typer.Option("--plot", help="Save the attention heatmap (FILE-N.png for several texts)."),
     ] = None,
+    backend: BackendOpt = Backend.torch,
 ) -> None:
     """Classify texts with a trained run, and show the attention behind each answer."""
-    from attnclf.predict import Predictor
+    from attnclf.prediction import load_classifier
     from attnclf.render import format_prediction, plot_prediction
 
     if bool(texts) == (file is not None):
         raise UserError("give the texts to classify as arguments or with --file FILE, not both")
-    predictor = Predictor.from_run(run)
+    predictor = load_classifier(run, backend.value)
     single = file is None and len(texts) == 1
     if single:
         predictions = iter([predictor.predict_one(texts[0], top_k)])
@@ -210,6 +224,31 @@ def _framework_error(exc: typer.TyperException) -> str:
     message = " ".join(exc.format_message().split()).rstrip(".")
     ctx = getattr(exc, "ctx", None)
     return f"{message}; see `{ctx.command_path} --help`" if ctx is not None else message
+
+
+@app.command()
+def export(
+    run: RunOpt = Path("artifacts/latest"),
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write (default RUN/model.onnx).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", "-d", help="Check on this CSV's test split, not the run's data."),
+    ] = None,
+) -> None:
+    """Export a run's whole model as ONNX, checked against torch on the test split."""
+    if fmt != "onnx":
+        raise UserError(f"unknown export format {fmt!r}; the only format is onnx")
+    from attnclf.export import export_run
+
+    result = export_run(run, output, data)
+    typer.echo(
+        f"checked on {result.texts:,} test texts: max probability difference "
+        f"{result.max_difference:.1e} (onnxruntime vs torch)"
+    )
+    typer.echo(f"onnx model: {result.path}")
 
 
 def main() -> None:
