@@ -227,6 +227,31 @@ def _framework_error(exc: typer.TyperException) -> str:
 
 
 @app.command()
+def serve(
+    run: RunOpt = Path("artifacts/latest"),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    backend: BackendOpt = Backend.torch,
+    max_texts: Annotated[
+        int, typer.Option("--max-texts", min=1, help="Most texts in one request.")
+    ] = 1_000,
+    max_chars: Annotated[
+        int, typer.Option("--max-chars", min=1, help="Most characters in one text.")
+    ] = 10_000,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="Largest request body, in MiB.")
+    ] = 16.0,
+) -> None:
+    """Serve a trained run over HTTP: POST /predict, GET /health, GET /metadata, /docs."""
+    from attnclf.serve import ServeLimits
+    from attnclf.serve import serve as run_server
+
+    limits = ServeLimits(max_texts, max_chars, int(max_body_mb * 2**20))
+    run_server(run, host, port, backend.value, workers, limits)
+
+
+@app.command()
 def export(
     run: RunOpt = Path("artifacts/latest"),
     fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
