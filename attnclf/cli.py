@@ -242,12 +242,15 @@ def serve(
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", min=0.001, help="Largest request body, in MiB.")
     ] = 16.0,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="Backend threads per worker process.")
+    ] = 1,
 ) -> None:
     """Serve a trained run over HTTP: POST /predict, GET /health, GET /metadata, /docs."""
     from attnclf.serve import ServeLimits
     from attnclf.serve import serve as run_server
 
-    limits = ServeLimits(max_texts, max_chars, int(max_body_mb * 2**20))
+    limits = ServeLimits(max_texts, max_chars, int(max_body_mb * 2**20), threads=threads)
     run_server(run, host, port, backend.value, workers, limits)
 
 

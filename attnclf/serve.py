@@ -12,7 +12,6 @@ import json
 import os
 import socket
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -46,6 +45,7 @@ class ServeLimits:
     max_body_bytes: int = 16 * 2**20  # bytes per request body (413 beyond)
     max_batch: int = 512  # texts per merged forward pass
     max_wait_ms: float = 2.0  # how long the first request of a batch waits for others
+    threads: int = 1  # the backend's threads per worker: more wait on each other when loaded
 
 
 class PredictRequest(BaseModel):
@@ -105,7 +105,6 @@ class MicroBatcher:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.queue: asyncio.Queue[tuple[list[str], asyncio.Future]] = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="attnclf-infer")
         self.requests = 0
         self.batches = 0
         self.task: asyncio.Task | None = None
@@ -115,11 +114,10 @@ class MicroBatcher:
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the merging task and the inference thread."""
+        """Stop merging requests."""
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
-        self.executor.shutdown(wait=True)
 
     async def predict(self, texts: list[str]) -> list[Prediction]:
         """Predictions for `texts`, computed in a forward pass shared with other requests."""
@@ -148,15 +146,16 @@ class MicroBatcher:
         return items
 
     async def _loop(self) -> None:
-        """Forever: gather a batch, classify it in the inference thread, answer each request."""
-        loop = asyncio.get_running_loop()
+        """Forever: gather a batch, classify it, answer each request.
+
+        The forward pass runs in the event loop itself: a batch takes milliseconds, and an
+        inference thread would make every request wait for the GIL's 5 ms switch interval.
+        """
         while True:
             items = await self._gather()
             texts = [t for request, _ in items for t in request]
             try:
-                predictions = await loop.run_in_executor(
-                    self.executor, self.classifier.predict, texts
-                )
+                predictions = self.classifier.predict(texts)
             except Exception as exc:  # answered as a 500 to these requests; the server lives on
                 for _, future in items:
                     if not future.done():
@@ -292,7 +291,7 @@ def app_from_env() -> FastAPI:
     settings = json.loads(os.environ[_SETTINGS_ENV])
     run, backend = Path(settings["run"]), settings["backend"]
     limits = ServeLimits(**settings["limits"])
-    return create_app(load_classifier(run, backend), run, backend, limits)
+    return create_app(load_classifier(run, backend, limits.threads), run, backend, limits)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -316,7 +315,7 @@ def serve(
 ) -> None:
     """Serve a run folder over HTTP until SIGTERM or Ctrl-C."""
     run, limits = Path(run), limits or ServeLimits()
-    classifier = load_classifier(run, backend)  # a damaged run fails here, before listening
+    classifier = load_classifier(run, backend, limits.threads)  # a damaged run fails here
     _check_port(host, port)
     options = {"host": host, "port": port, "access_log": False, "timeout_graceful_shutdown": 30}
     if workers == 1:
