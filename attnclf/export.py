@@ -53,19 +53,23 @@ class PaddedRNN(nn.Module):
         super().__init__()
         self.directions = 2 if rnn.bidirectional else 1
         self.hidden = rnn.hidden_size
-        extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
         parts = []
         for layer in range(rnn.num_layers):
             width = rnn.input_size if layer == 0 else rnn.hidden_size * self.directions
             for direction in range(self.directions):
-                part = type(rnn)(width, rnn.hidden_size, batch_first=True, **extra)
                 suffix = f"l{layer}" + ("_reverse" if direction else "")
-                part.load_state_dict(
-                    {
-                        f"{name}_l0": getattr(rnn, f"{name}_{suffix}")
-                        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-                    }
-                )
+                weights = {
+                    name: getattr(rnn, f"{name}_{suffix}").detach()
+                    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                }
+                if isinstance(rnn, nn.RNN):
+                    part, weights = (
+                        nn.GRU(width, rnn.hidden_size, batch_first=True),
+                        _as_gru(weights),
+                    )
+                else:
+                    part = type(rnn)(width, rnn.hidden_size, batch_first=True)
+                part.load_state_dict({f"{name}_l0": w for name, w in weights.items()})
                 parts.append(part)
         self.parts = nn.ModuleList(parts)
 
@@ -85,6 +89,23 @@ class PaddedRNN(nn.Module):
         return x * inside[..., None].to(x.dtype)
 
 
+def _as_gru(rnn: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A tanh RNN's weights as a GRU's that computes exactly the same.
+
+    The exporter traces a GRU (or LSTM) with a loop over a dynamic length, a plain RNN only
+    unrolled over the example's length. With its reset gate at exactly 1 and its update gate
+    at exactly 0 (sigmoid of +-1e4 in float32), a GRU step is tanh(W x + b + U h + c): the RNN's.
+    """
+    zeros_ih, zeros_hh = torch.zeros_like(rnn["weight_ih"]), torch.zeros_like(rnn["weight_hh"])
+    gate = torch.full_like(rnn["bias_ih"], 1e4)
+    return {  # PyTorch's gate order: reset, update, new
+        "weight_ih": torch.cat([zeros_ih, zeros_ih, rnn["weight_ih"]]),
+        "weight_hh": torch.cat([zeros_hh, zeros_hh, rnn["weight_hh"]]),
+        "bias_ih": torch.cat([gate, -gate, rnn["bias_ih"]]),
+        "bias_hh": torch.cat([torch.zeros_like(gate), torch.zeros_like(gate), rnn["bias_hh"]]),
+    }
+
+
 def _bag_sum(
     input: Tensor,
     weight: Tensor,
@@ -102,6 +123,20 @@ def _bag_sum(
     return (F.embedding(input, weight) * per_sample_weights[..., None]).sum(dim=1)
 
 
+class UnpackedRNN(nn.Module):
+    """`rnn(x)` over every position, padding included (`pack_sequences: false`), as `PaddedRNN`."""
+
+    def __init__(self, padded: PaddedRNN) -> None:
+        """Run `padded` with every row as long as the batch."""
+        super().__init__()
+        self.padded = padded
+
+    def forward(self, x: Tensor) -> tuple[Tensor, None]:
+        """Outputs [B, L, H * directions], as `nn.RNNBase` returns them (no final state)."""
+        full = torch.full(x.shape[:1], x.shape[1], dtype=torch.long, device=x.device)
+        return self.padded(x, full), None
+
+
 class ExportGraph(nn.Module):
     """The whole model as the Predictor runs it: ids [B, L], lengths [B] -> probs, attention."""
 
@@ -112,12 +147,18 @@ class ExportGraph(nn.Module):
         self.rnn = PaddedRNN(model.rnn)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """Class probabilities [B, C] and attention [B, L]."""
+        """Class probabilities [B, C] and attention [B, L] (inside `substitutions()`)."""
+        return _probabilities(self.model, ids, lengths)
+
+    @contextlib.contextmanager
+    def substitutions(self) -> Iterator[None]:
+        """Swap in the padded RNN (packed or not) and the gather-sum bags while tracing."""
         with (
             mock.patch.object(model_module, "run_packed", lambda _, x, n: self.rnn(x, n)),
+            mock.patch.object(self.model, "rnn", UnpackedRNN(self.rnn)),
             mock.patch.object(F, "embedding_bag", _bag_sum),
         ):
-            return _probabilities(self.model, ids, lengths)
+            yield
 
 
 def _probabilities(
@@ -156,7 +197,11 @@ def to_onnx(predictor: Predictor) -> bytes:
     ids = torch.arange(11).expand(3, 11) % len(predictor.tokenizer)
     ids = ids.masked_fill(torch.arange(11) >= lengths[:, None], 0)
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", min=MIN_LENGTH)
-    with _quiet(), torch.no_grad():
+    # The exporter swaps in loop-based RNN kernels without clearing the ops' dispatch caches:
+    # a second export in one process would keep the kernels that fix the length axis.
+    for op in (torch.ops.aten.gru.input, torch.ops.aten.lstm.input):
+        op._dispatch_cache.clear()
+    with _quiet(), torch.no_grad(), graph.substitutions():
         program = torch.onnx.export(
             graph,
             (ids, lengths),
