@@ -32,6 +32,7 @@ except ImportError:
         "serving needs FastAPI and uvicorn; install them with pip install 'attnclf[serve]'"
     ) from None
 from attnclf.prediction import Prediction, TextClassifier, load_classifier
+from attnclf.runfolder import METRICS
 
 _SETTINGS_ENV = "ATTNCLF_SERVE_SETTINGS"  # how `--workers N` hands the settings to each worker
 
@@ -225,7 +226,7 @@ def _answer(p: Prediction, top_k: int | None, explain: bool) -> dict:
 
 def _metadata(classifier: TextClassifier, run: Path, backend: str) -> dict:
     """Run name, labels, config, test metrics and versions, for `GET /metadata`."""
-    metrics = run / "metrics.json"
+    metrics = run / METRICS
     return {
         "run": run.resolve().name,
         "labels": classifier.labels.classes,
@@ -297,8 +298,8 @@ def app_from_env() -> FastAPI:
 def _check_port(host: str, port: int) -> None:
     """Refuse a host and port this process cannot listen on, before anything starts."""
     try:
-        with socket.create_server((host, port), reuse_port=False) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with socket.create_server((host, port)):  # SO_REUSEADDR, as uvicorn binds
+            pass
     except OSError as exc:
         raise UserError(
             f"cannot listen on {host}:{port} ({exc.strerror or exc}); pass another --port or --host"

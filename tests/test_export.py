@@ -123,7 +123,7 @@ ARCHITECTURES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ARCHITECTURES)
 def test_export_parity_on_the_test_split(ag_news_10k: Path, tmp_path: Path, name: str) -> None:
-    from attnclf.train import train
+    from attnclf.training.train import train
 
     config, sets = ARCHITECTURES[name]
     sets = [*sets, f"data.path={ag_news_10k}", "train.epochs=1", "train.num_threads=1"]

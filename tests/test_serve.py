@@ -201,15 +201,14 @@ async def _soak(url: str, total: int, concurrency: int) -> dict[int, int]:
     sent = iter(range(total))
     good = json.dumps({"texts": ["Stocks rally as oil prices fall"]}).encode()
 
-    async def worker(client: httpx.AsyncClient) -> None:
-        for i in sent:
-            body = b'{"texts": [' if i % 100 == 0 else good
-            status = (await client.post("/predict", content=body)).status_code
-            statuses[status] = statuses.get(status, 0) + 1
+    async def worker() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:  # one connection each
+            for i in sent:
+                body = b'{"texts": [' if i % 100 == 0 else good
+                status = (await client.post("/predict", content=body)).status_code
+                statuses[status] = statuses.get(status, 0) + 1
 
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return statuses
 
 
