@@ -1,11 +1,13 @@
 """`attnclf export`: a run's whole model as ONNX, checked against torch before it is kept.
 
-The graph is the model's own forward pass (deep, wide and naive Bayes paths) with two exact,
+The graph is the model's own forward pass (deep, wide and naive Bayes paths) with exact,
 export-friendly substitutions made while it is traced:
 
-- the packed RNN becomes a padded one: each direction of each layer runs on its own, the
-  backward one over each row reversed within its length (a gather) and reversed back, so
-  padding never enters a state, as with packing;
+- the RNN runs as one single-layer, single-direction RNN per layer and direction over the
+  padded rows. Packed (`pack_sequences`), the backward direction reads each row reversed
+  within its length (a gather) and is reversed back, so padding never enters a state; a
+  plain tanh RNN runs as a GRU with its gates pinned, because the exporter loops a GRU or
+  an LSTM over a dynamic length but unrolls a plain RNN over the example's;
 - the n-gram bags (`embedding_bag`, mode sum) become a gather and a weighted sum.
 
 Its outputs are the Predictor's: class probabilities [B, C] and attention [B, L], for
