@@ -11,7 +11,7 @@ ARGS ?=
 SET := $(if $(DATA),--set data.path=$(DATA),)
 PYTEST_ARGS ?=
 
-.PHONY: install data train evaluate predict test test-fast lint bench bench-quality bench-explain train-ddp clean
+.PHONY: install data train evaluate predict serve export test test-fast lint bench bench-quality bench-explain bench-serve train-ddp clean
 
 $(BIN)/attnclf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ evaluate: install ## score RUN on DATA (a labelled CSV)
 predict: install ## label TEXT with RUN
 	$(BIN)/attnclf predict --run $(RUN) --explain "$(TEXT)" $(ARGS)
 
+serve: install ## serve RUN over HTTP on 127.0.0.1:8000 (ARGS="--port 9000 --backend onnx")
+	$(BIN)/attnclf serve --run $(RUN) $(ARGS)
+
+export: install ## export RUN as ONNX into RUN/model.onnx, checked against torch
+	$(BIN)/attnclf export --run $(RUN) $(ARGS)
+
 test: install ## run the test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -55,6 +61,8 @@ bench-quality: install ## quality benchmark against linear baselines -> benchmar
 
 bench-explain: install ## explanation faithfulness (trains default on DATA, else the shared 30k file) -> benchmarks/results/explain.{json,md}
 	$(BIN)/python benchmarks/explain.py $(if $(DATA),--data $(DATA),) $(ARGS)
+bench-serve: install ## serving benchmark -> benchmarks/results/serve.{json,md}
+	$(BIN)/python benchmarks/serve.py $(if $(DATA),--data $(DATA),) $(if $(filter-out artifacts/latest,$(RUN)),--run $(RUN),)
 
 clean: ## remove the virtual environment and caches (keeps data/ and artifacts/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

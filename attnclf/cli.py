@@ -155,6 +155,19 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class Backend(str, Enum):
+    """What runs the model: torch (the run's weights) or onnx (its `attnclf export` model)."""
+
+    torch = "torch"
+    onnx = "onnx"
+
+
+BackendOpt = Annotated[
+    Backend,
+    typer.Option("--backend", help="torch, or onnx: the exported model.onnx, without torch."),
+]
+
+
 @app.command()
 def predict(
     texts: Annotated[
@@ -182,14 +195,15 @@ def predict(
             "--plot", help="Save influence and attention heatmaps (FILE-N.png for several texts)."
         ),
     ] = None,
+    backend: BackendOpt = Backend.torch,
 ) -> None:
     """Classify texts with a trained run; --explain shows each token's influence and attention."""
-    from attnclf.predict import Predictor
+    from attnclf.prediction import load_classifier
     from attnclf.render import format_prediction, plot_prediction
 
     if bool(texts) == (file is not None):
         raise UserError("give the texts to classify as arguments or with --file FILE, not both")
-    predictor = Predictor.from_run(run)
+    predictor = load_classifier(run, backend.value)
     single = file is None and len(texts) == 1
     explained = explain or plot is not None
     if single:
@@ -214,6 +228,59 @@ def _framework_error(exc: typer.TyperException) -> str:
     message = " ".join(exc.format_message().split()).rstrip(".")
     ctx = getattr(exc, "ctx", None)
     return f"{message}; see `{ctx.command_path} --help`" if ctx is not None else message
+
+
+@app.command()
+def serve(
+    run: RunOpt = Path("artifacts/latest"),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    backend: BackendOpt = Backend.torch,
+    max_texts: Annotated[
+        int, typer.Option("--max-texts", min=1, help="Most texts in one request.")
+    ] = 1_000,
+    max_chars: Annotated[
+        int, typer.Option("--max-chars", min=1, help="Most characters in one text.")
+    ] = 10_000,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="Largest request body, in MiB.")
+    ] = 16.0,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="Backend threads per worker process.")
+    ] = 1,
+) -> None:
+    """Serve a trained run over HTTP: POST /predict, GET /health, GET /metadata, /docs."""
+    from attnclf.serve import ServeLimits
+    from attnclf.serve import serve as run_server
+
+    limits = ServeLimits(max_texts, max_chars, int(max_body_mb * 2**20), threads=threads)
+    run_server(run, host, port, backend.value, workers, limits)
+
+
+@app.command()
+def export(
+    run: RunOpt = Path("artifacts/latest"),
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where to write (default RUN/model.onnx).")
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", "-d", help="Check on this CSV's test split, not the run's data."),
+    ] = None,
+) -> None:
+    """Export a run's whole model as ONNX, checked against torch on the test split."""
+    if fmt != "onnx":
+        raise UserError(f"unknown export format {fmt!r}; the only format is onnx")
+    from attnclf.export import export_run
+
+    result = export_run(run, output, data)
+    typer.echo(
+        f"checked on {result.texts:,} test texts: max probability difference "
+        f"{result.max_difference:.1e} (onnxruntime vs torch)"
+    )
+    typer.echo(f"onnx model: {result.path}")
 
 
 def main() -> None:

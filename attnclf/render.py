@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from attnclf.predict import Prediction
+from attnclf.prediction import Prediction
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
 

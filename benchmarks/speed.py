@@ -45,7 +45,7 @@ from attnclf.model import AttentionClassifier  # noqa: E402
 from attnclf.training.build import Encoders, build  # noqa: E402
 
 CONFIG = ROOT / "configs" / "default.yaml"
-SECTIONS = ("train", "predict", "explain", "startup")
+SECTIONS = ("train", "predict", "explain", "startup", "backends")
 SEED = 1234
 PREDICT_TITLES = 100_000
 EXPLAIN_TITLES = 20_000  # explaining costs ~n + 1 predictions per title: fewer titles suffice
@@ -59,6 +59,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "help_seconds": ("<", 0.3),
     "cold_predict_seconds": ("<", 2.5),
     "train_peak_rss_gb": ("<", 1.5),
+    "onnx_cold_predict_seconds": ("<", 0.6),
+    "onnx_speedup": (">=", 1.5),
 }
 
 
@@ -317,6 +319,45 @@ def bench_startup(b: Bench) -> None:
         b.add(key, label, "s", [run_child(command, b.tmp).seconds for _ in range(repeats)])
 
 
+def bench_backends(b: Bench) -> None:
+    """torch and onnx side by side: a cold `predict` of one title, and batch prediction."""
+    run = ensure_run(b)
+    if not (run / "model.onnx").is_file():
+        print("exporting the run to ONNX (not timed)", flush=True)
+        run_child(attnclf("export", "--run", str(run)), b.tmp)
+    n = b.args.predict_titles
+    titles = resample(b.args.data, n, SEED + 1, b.tmp / "predict.csv")
+    repeats = max(b.args.repeats, 5)
+    print(
+        f"backends: torch and onnx, {repeats} cold predictions and {b.args.repeats} x {n:,} titles"
+    )
+    speed: dict[str, list[float]] = {}
+    for backend in ("torch", "onnx"):
+        cold = attnclf("predict", "--run", str(run), "--backend", backend, SAMPLE_TITLE)
+        b.add(
+            f"{backend}_cold_predict_seconds",
+            f"cold `attnclf predict --backend {backend}` of one title",
+            "s",
+            [run_child(cold, b.tmp).seconds for _ in range(repeats)],
+        )
+        batch = [*attnclf("predict", "--run", str(run), "--file", str(titles)), "--format", "json"]
+        children = [run_child([*batch, "--backend", backend], b.tmp) for _ in range(b.args.repeats)]
+        assert children[-1].stdout.count("\n") == n, "one JSON line per title"
+        speed[backend] = [n / c.seconds for c in children]
+        b.add(
+            f"{backend}_predict_titles_per_second",
+            f"batch prediction `--backend {backend}`, {n:,} titles end to end",
+            "titles/s",
+            speed[backend],
+        )
+    b.add(
+        "onnx_speedup",
+        "onnx batch prediction titles/s over torch's (run by run)",
+        "x",
+        [o / t for o, t in zip(speed["onnx"], speed["torch"], strict=True)],
+    )
+
+
 def matmul_peak(device: torch.device, size: int = 8192, iters: int = 20) -> float:
     """Measured dense bf16 matmul throughput of `device`, in FLOP/s (best of 3)."""
     a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
@@ -517,6 +558,7 @@ def main(argv: list[str] | None = None) -> None:
         "predict": bench_predict,
         "explain": bench_explain,
         "startup": bench_startup,
+        "backends": bench_backends,
     }
     with tempfile.TemporaryDirectory(prefix="attnclf-speed-") as tmp:
         b = Bench(args, Path(tmp), args.device)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +113,53 @@ def run_cli(capsys, monkeypatch) -> Callable[..., CliResult]:
         )
 
     return run
+
+
+@dataclass
+class Server:
+    """An `attnclf serve` subprocess listening on 127.0.0.1."""
+
+    process: subprocess.Popen
+    url: str
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit code (killed if it is still up after 30 s)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(run: Path, *args: str, timeout: float = 60.0) -> Server:
+    """Start `attnclf serve --run RUN ARGS...` on a free loopback port; return once it answers."""
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "attnclf", "serve", "--run", str(run), "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Server(process, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.stderr.read()}")
+        try:
+            if httpx.get(f"{server.url}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.stop()
+    raise AssertionError(f"the server did not answer within {timeout} s")

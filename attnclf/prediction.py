@@ -1,0 +1,165 @@
+"""What any backend's predictions look like, and the steps around the model that all share.
+
+Torch-free, so the onnx backend (`attnclf.onnx_predict`) deploys without torch: a backend
+supplies only `_infer` (encoded texts in, class probabilities and attention out); cleaning,
+encoding, ranking and reading inputs are done here, the same for every backend.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from more_itertools import chunked
+
+from attnclf.config import Config
+from attnclf.data.texts import read_texts
+from attnclf.errors import UserError
+from attnclf.labels import LabelEncoder
+from attnclf.preprocess import Preprocessor
+from attnclf.tokenizer import Tokenizer
+
+CHUNK_SIZE = 4096  # texts read, cleaned and encoded at a time (memory stays flat)
+BATCH_SIZE = 512  # texts per forward pass
+EMPTY = "empty after preprocessing (only stopwords, punctuation or whitespace): nothing to classify"
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one text; `label` is None and `error` says why when it has none."""
+
+    text: str
+    clean: str
+    label: str | None
+    probabilities: dict[str, float]  # highest first
+    tokens: list[str]  # the tokens the model saw (truncated to max_seq_len)
+    attention: list[float]  # one weight per token
+    truncated: bool
+    error: str | None = None
+    influence: list[float] | None = None  # one per token when explained (`attnclf.influence`)
+
+    def to_json(self) -> str:
+        """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""
+        return json.dumps(vars(self))  # not asdict(): its deep copy costs more than the model
+
+
+class TextClassifier(ABC):
+    """A trained run that classifies raw texts the way it was trained; `_infer` is the backend."""
+
+    def __init__(
+        self, config: Config, preprocessor: Preprocessor, tokenizer: Tokenizer, labels: LabelEncoder
+    ) -> None:
+        """Keep what cleaning, encoding and labelling need."""
+        self.config = config
+        self.preprocessor = preprocessor
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.max_len = config.tokenizer.max_seq_len
+
+    @property
+    def text_columns(self) -> list[str]:
+        """Where a CSV input's texts are looked for: the run's text column, `text`, `title`."""
+        return list(dict.fromkeys([self.config.data.text_column, "text", "title"]))
+
+    def read(self, source: str) -> Iterator[str]:
+        """Texts from `-` (stdin), a text file (one per line) or a CSV (see `text_columns`)."""
+        return read_texts(source, self.text_columns)
+
+    def predict(
+        self, texts: Iterable[str], top_k: int | None = None, explain: bool = False
+    ) -> list[Prediction]:
+        """Predictions for `texts`, in order; `top_k` keeps only the most probable classes.
+
+        `explain` also computes each token's influence (about n + 1 predictions per text).
+        """
+        return list(self.predict_iter(texts, top_k, explain))
+
+    def predict_one(self, text: str, top_k: int | None = None, explain: bool = False) -> Prediction:
+        """The prediction for one text; one that preprocessing empties is a `UserError`."""
+        (p,) = self.predict([text], top_k, explain)
+        if p.error is not None:
+            raise UserError(f"the text is {p.error}")
+        return p
+
+    def predict_iter(
+        self, texts: Iterable[str], top_k: int | None = None, explain: bool = False
+    ) -> Iterator[Prediction]:
+        """Like `predict`, but lazy: reads and answers `CHUNK_SIZE` texts at a time."""
+        if top_k is not None and top_k < 1:
+            raise UserError(f"--top-k must be at least 1, got {top_k}")
+        for chunk in chunked(texts, CHUNK_SIZE):
+            yield from self._predict_chunk(chunk, top_k, explain)
+
+    def truncation_warning(self, count: int) -> str | None:
+        """What to tell the user when `count` texts were longer than the model reads."""
+        if not count:
+            return None
+        return (
+            f"{count} text(s) had more than tokenizer.max_seq_len={self.max_len} tokens; "
+            f"only their first {self.max_len} were used"
+        )
+
+    def _predict_chunk(
+        self, texts: list[str], top_k: int | None, explain: bool
+    ) -> Iterator[Prediction]:
+        """Clean, encode and classify one chunk of texts."""
+        clean = self.preprocessor.batch(texts)
+        kept = [c for c in clean if c]
+        sequences = self.tokenizer.texts_to_sequences(kept)
+        probs, attention, influence = (
+            self._infer(sequences, explain) if kept else (np.zeros((0, 0)), [], None)
+        )
+        classes = self.labels.classes
+        # Rank and convert the whole chunk at once: per-row indexing is slow.
+        ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top_k].tolist()
+        values = probs.tolist()
+        row = 0
+        for text, cleaned in zip(texts, clean, strict=True):
+            if not cleaned:
+                yield Prediction(text, cleaned, None, {}, [], [], False, EMPTY)
+                continue
+            order = ranked[row]
+            yield Prediction(
+                text=text,
+                clean=cleaned,
+                label=classes[order[0]],
+                probabilities={classes[j]: values[row][j] for j in order},
+                tokens=self.tokenizer.tokenize(cleaned)[: self.max_len],
+                attention=attention[row],
+                truncated=len(sequences[row]) > self.max_len,
+                influence=influence[row] if influence is not None else None,
+            )
+            row += 1
+
+    @abstractmethod
+    def _infer(
+        self, sequences: Sequence[Sequence[int]], explain: bool = False
+    ) -> tuple[np.ndarray, list[list[float]], list[list[float]] | None]:
+        """Probabilities [N, C], per-token attention and influence (if `explain`), input order."""
+
+
+def load_classifier(
+    run: str | Path, backend: str = "torch", threads: int | None = None
+) -> TextClassifier:
+    """A run folder loaded for `backend`: torch (its weights) or onnx (its exported model.onnx).
+
+    `threads` caps the backend's intra-op threads (None: its default, one per core).
+    """
+    if backend == "onnx":
+        from attnclf.onnx_predict import OnnxPredictor
+
+        return OnnxPredictor.from_run(run, threads)
+    if backend != "torch":
+        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    from attnclf.predict import Predictor
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return Predictor.from_run(run)

@@ -1,0 +1,239 @@
+"""`attnclf serve`: a real server on 127.0.0.1, its endpoints, bad requests, batching, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from conftest import Server, start_server
+
+from attnclf.predict import Predictor
+
+TITLES = [
+    "Tennis match ends in a draw",
+    "Stocks and shares rally as market earnings beat forecasts",
+    "NASA software",
+    "the of and",  # empty after cleaning: a per-text error
+    "Minister calls for ceasefire after troops cross the border at dawn",
+]
+LIMITS = ("--max-texts", "8", "--max-chars", "300", "--max-body-mb", "0.01")
+
+
+@pytest.fixture(scope="module")
+def server(trained_run: Path) -> Iterator[Server]:
+    """The module's tiny run served with small limits (8 texts, 300 characters, 10 KiB)."""
+    server = start_server(trained_run, *LIMITS)
+    yield server
+    server.stop()
+
+
+def predict(server: Server, body: object, **kwargs) -> httpx.Response:
+    """POST a JSON body to /predict."""
+    return httpx.post(f"{server.url}/predict", json=body, timeout=30, **kwargs)
+
+
+def same(served: dict, expected: dict, tol: float = 1e-6) -> None:
+    """A served answer equals an expected one (the numbers within `tol`)."""
+    numbers = ("probabilities", "attention", "influence")
+    assert {k: v for k, v in served.items() if k not in numbers} == {
+        k: v for k, v in expected.items() if k not in numbers
+    }
+    assert (served["influence"] is None) == (expected["influence"] is None)
+    if served["influence"] is not None:
+        assert served["influence"] == pytest.approx(expected["influence"], abs=tol)
+    assert list(served["probabilities"]) == list(expected["probabilities"])
+    assert served["probabilities"] == pytest.approx(expected["probabilities"], abs=tol)
+    assert served["attention"] == pytest.approx(expected["attention"], abs=tol)
+
+
+def test_predict_answers_like_predict_json(server: Server, trained_run: Path) -> None:
+    predictor = Predictor.from_run(trained_run)
+    expected = [json.loads(p.to_json()) for p in predictor.predict(TITLES, 2, explain=True)]
+    response = predict(server, {"texts": TITLES, "top_k": 2, "explain": True})
+    assert response.status_code == 200
+    answers = response.json()["predictions"]
+    assert len(answers) == len(TITLES)
+    for served, wanted in zip(answers, expected, strict=True):
+        same(served, wanted)
+    assert answers[3]["label"] is None and "empty after preprocessing" in answers[3]["error"]
+
+
+def test_explain_and_top_k_are_optional(server: Server) -> None:
+    (answer,) = predict(server, {"texts": ["Stocks rally"]}).json()["predictions"]
+    assert len(answer["probabilities"]) == 4 and answer["attention"] == []
+    assert answer["influence"] is None
+    assert answer["tokens"] == ["stocks", "rally"]
+
+
+def test_health_metadata_and_docs(server: Server, trained_run: Path) -> None:
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["status"] == "ok" and health["requests"] >= health["batches"] >= 0
+    meta = httpx.get(f"{server.url}/metadata").json()
+    assert meta["run"] == trained_run.name
+    assert meta["labels"] == ["Business", "Sci/Tech", "Sports", "World"]
+    assert meta["metrics"] == json.loads((trained_run / "metrics.json").read_text())
+    assert meta["config"]["model"]["cell"] == "gru" and meta["backend"] == "torch"
+    assert meta["attnclf_version"] == "0.1.0"
+    docs = httpx.get(f"{server.url}/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    assert {"/predict", "/health", "/metadata"} <= set(schema["paths"])
+
+
+BAD_REQUESTS = {
+    "malformed JSON": (b'{"texts": ["a",', 400, "not valid JSON"),
+    "not UTF-8": (b'{"texts": ["\xff"]}', 400, "not valid JSON"),
+    "a number for a text": (b'{"texts": ["a", 3]}', 422, "texts.1: Input should be a valid string"),
+    "a string for the list": (b'{"texts": "a"}', 422, "texts: Input should be a valid list"),
+    "no texts": (b'{"text": ["a"]}', 422, "texts: Field required"),
+    "top_k 0": (b'{"texts": ["a"], "top_k": 0}', 422, "top_k: Input should be greater than"),
+    "explain as text": (b'{"texts": ["a"], "explain": "yes"}', 422, "explain: Input should be"),
+    "a list for the body": (b'["a"]', 422, "Input should be a valid dictionary"),
+    "too many texts": (json.dumps({"texts": ["a"] * 9}).encode(), 422, "at most 8 per request"),
+    "a text too long": (
+        json.dumps({"texts": ["a", "b" * 301]}).encode(),
+        422,
+        "texts[1] has 301 characters; at most 300",
+    ),
+    "a body too large": (
+        json.dumps({"texts": ["word " * 50] * 50}).encode(),
+        413,
+        "request body over 10,485 bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS, ids=list(BAD_REQUESTS))
+def test_a_bad_request_gets_a_clear_4xx_and_the_server_lives_on(server: Server, case: str) -> None:
+    body, status, message = BAD_REQUESTS[case]
+    response = httpx.post(f"{server.url}/predict", content=body, timeout=30)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+    assert predict(server, {"texts": ["Stocks rally"]}).status_code == 200
+
+
+def test_unknown_paths_and_methods_are_json_errors(server: Server) -> None:
+    missing = httpx.get(f"{server.url}/nope")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    wrong = httpx.get(f"{server.url}/predict")
+    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
+
+
+async def _concurrently(url: str, texts: list[str]) -> list[dict]:
+    """One single-text request per text, all in flight at once."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        responses = await asyncio.gather(
+            *(client.post("/predict", json={"texts": [t], "explain": True}) for t in texts)
+        )
+    assert all(r.status_code == 200 for r in responses)
+    return [r.json()["predictions"][0] for r in responses]
+
+
+def test_concurrent_requests_share_forward_passes_and_answers(server: Server) -> None:
+    texts = [f"{t} {i}" for i in range(8) for t in TITLES]
+    alone = [
+        predict(server, {"texts": [t], "explain": True}).json()["predictions"][0] for t in texts
+    ]
+    before = httpx.get(f"{server.url}/health").json()
+    together = asyncio.run(_concurrently(server.url, texts))
+    after = httpx.get(f"{server.url}/health").json()
+    assert after["requests"] - before["requests"] == len(texts)
+    assert after["batches"] - before["batches"] < len(texts) / 2  # merged into shared passes
+    for served, wanted in zip(together, alone, strict=True):
+        same(served, wanted)
+
+
+def test_sigterm_finishes_in_flight_requests_then_exits(trained_run: Path) -> None:
+    server = start_server(trained_run)
+    texts = [" ".join(TITLES * 3)] * 1000  # long texts: a request that takes a while
+    finished: list[float] = []
+
+    async def request(client: httpx.AsyncClient) -> httpx.Response:
+        response = await client.post("/predict", json={"texts": texts})
+        finished.append(time.monotonic())
+        return response
+
+    async def in_flight() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            requests = [asyncio.ensure_future(request(client)) for _ in range(2)]
+            await asyncio.sleep(0.2)
+            signalled.append(time.monotonic())
+            server.process.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*requests)
+
+    signalled: list[float] = []
+    responses = asyncio.run(in_flight())
+    assert max(finished) > signalled[0]  # still in flight when SIGTERM came
+    assert [r.status_code for r in responses] == [200] * 2
+    assert all(len(r.json()["predictions"]) == 1000 for r in responses)
+    assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/health", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("make_run", "message"),
+    [
+        (lambda run, tmp: tmp / "missing", "run folder not found"),
+        (lambda run, tmp: run, "has no model.onnx; run `attnclf export"),
+    ],
+    ids=["missing run", "onnx backend without an export"],
+)
+def test_a_run_that_fails_to_load_is_one_line_and_exit_2(
+    trained_run: Path, tmp_path: Path, run_cli, make_run, message: str
+) -> None:
+    result = run_cli("serve", "--run", make_run(trained_run, tmp_path), "--backend", "onnx")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(server: Server, trained_run: Path, run_cli) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    result = run_cli("serve", "--run", trained_run, "--port", port)
+    assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+async def _soak(url: str, total: int, concurrency: int) -> dict[int, int]:
+    """`total` single-text requests, every 100th malformed; the count of each status."""
+    statuses: dict[int, int] = {}
+    sent = iter(range(total))
+    good = json.dumps({"texts": ["Stocks rally as oil prices fall"]}).encode()
+
+    async def worker() -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:  # one connection each
+            for i in sent:
+                body = b'{"texts": [' if i % 100 == 0 else good
+                status = (await client.post("/predict", content=body)).status_code
+                statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return statuses
+
+
+@pytest.mark.slow
+def test_soak_of_10000_requests_leaves_the_server_alive_and_its_memory_flat(
+    trained_run: Path,
+) -> None:
+    server = start_server(trained_run)
+    try:
+        process = psutil.Process(server.process.pid)
+        asyncio.run(_soak(server.url, 1_000, 16))  # warm up: allocator pools, caches
+        before = process.memory_info().rss
+        started = time.monotonic()
+        statuses = asyncio.run(_soak(server.url, 10_000, 16))
+        elapsed = time.monotonic() - started
+        after = process.memory_info().rss
+        assert statuses == {200: 9_900, 400: 100}
+        assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+        assert after - before < 20 * 2**20, f"RSS grew {(after - before) / 2**20:.1f} MiB"
+        print(f"soak: {10_000 / elapsed:.0f} requests/s, RSS {before >> 20} -> {after >> 20} MiB")
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM)
