@@ -145,12 +145,12 @@ class Tracker:
         if run_id is not None:
             self._safely("ending the run", lambda c: c.set_terminated(run_id, status))
 
-    def log_run(
-        self, name: str, cfg: Config, history: list[dict], metrics: dict, folder: Path
-    ) -> None:
-        """A whole finished training run: config, learning curves, test metrics and its folder."""
-        run_id = self.start(name, cfg)
+    def log_run(self, run_dir: Path, history: list[dict], metrics: dict) -> None:
+        """A finished training run: its config, learning curves, test metrics and folder."""
+        from attnclf.runfolder import read_config
+
+        run_id = self.start(run_dir.name, read_config(run_dir))
         self.log_history(run_id, history)
         self.log_test(run_id, metrics)
-        self.log_folder(run_id, folder)
+        self.log_folder(run_id, run_dir)
         self.finish(run_id)
