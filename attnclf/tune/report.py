@@ -30,7 +30,6 @@ TRIALS = "trials.csv"
 HISTORY_PLOT = "optimization_history.png"
 IMPORTANCE_PLOT = "param_importances.png"
 RUNS = "runs"
-STAGING = ".report.incomplete"
 
 
 @dataclass
@@ -45,7 +44,7 @@ class Report:
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial: number, state, value, seconds, best epoch and each param."""
+    """One row per trial: number, state, value, seconds, best epoch, worker, each param."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         seconds = (
@@ -60,6 +59,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
                 "value": t.value,
                 "seconds": seconds,
                 "best_epoch": t.user_attrs.get("best_epoch"),
+                "worker": t.user_attrs.get("worker"),
                 **t.params,
             }
         )
@@ -77,7 +77,7 @@ def best_run(folder: Path, cfg: Config) -> Path:
 
 def write_report(study: optuna.Study, base: Config, folder: Path) -> Report:
     """Write the report of `study` (the trials so far) into its tune folder."""
-    staging = folder / STAGING
+    staging = folder / f".report.{os.getpid()}.incomplete"  # workers may share the folder
     shutil.rmtree(staging, ignore_errors=True)
     trials_table(study).to_csv(buf := io.StringIO(), index=False)
     write_text_atomic(staging / TRIALS, buf.getvalue())

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
+import socket
 import sys
 import time
 import warnings
@@ -125,6 +127,7 @@ def finished(study: optuna.Study, running: bool = False) -> int:
 def objective(spec: TuneSpec, trial: optuna.Trial) -> float:
     """Train one trial's config on the training split; its validation F1 (best epoch)."""
     cfg = apply(spec.base, spec.space.suggest(trial))
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     tracker = spec.tracker
     run_id = tracker.start(f"trial {trial.number}", cfg, spec.parent_run) if tracker else None
     run, status = None, "FAILED"
