@@ -155,12 +155,12 @@ class _Progress:
     def __init__(self, spec: TuneSpec, study: optuna.Study, jobs: int) -> None:
         self.spec, self.jobs, self.start = spec, jobs, time.monotonic()
         self.done_before = finished(study)
-        self.bar = tqdm(
+        self.bar = tqdm(  # no rate or ETA of its own: the postfix has one that knows --timeout
             total=spec.trials,
             initial=self.done_before,
             desc="trials",
-            unit="trial",
             file=sys.stderr,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
         )
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
