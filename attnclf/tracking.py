@@ -55,6 +55,12 @@ class Tracker:
         """Pickle the settings, not the client (worker processes open their own)."""
         return {**self.__dict__, "_client": None}
 
+    @property
+    def _local_store(self) -> Path | None:
+        """The file of an SQLite store (None for servers and other databases)."""
+        prefix = "sqlite:///"
+        return Path(self.uri[len(prefix) :]) if self.uri.startswith(prefix) else None
+
     def _safely(self, what: str, action: Callable[[Any], Any]) -> Any:
         """Run `action(client)`; on any error warn once, turn tracking off and return None."""
         if not self.enabled:
@@ -63,7 +69,8 @@ class Tracker:
             if self._client is None:
                 from mlflow.tracking import MlflowClient
 
-                Path(self.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+                if self._local_store is not None:
+                    self._local_store.parent.mkdir(parents=True, exist_ok=True)
                 self._client = MlflowClient(self.uri)
             return action(self._client)
         except Exception as exc:
@@ -79,9 +86,8 @@ class Tracker:
             if found is not None:
                 self._experiment_id = found.experiment_id
             else:
-                store = self.uri.removeprefix("sqlite:///")
-                root = Path(store).parent / "mlruns" if store != self.uri else None
-                location = root.resolve().as_uri() if root else None
+                store = self._local_store
+                location = (store.parent / "mlruns").resolve().as_uri() if store else None
                 self._experiment_id = client.create_experiment(self.experiment, location)
         return self._experiment_id
 
