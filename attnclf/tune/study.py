@@ -96,7 +96,7 @@ def open_study(spec: TuneSpec) -> optuna.Study:
             study_name=spec.study,
             direction="maximize",
             sampler=optuna.samplers.TPESampler(),
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),  # epoch 2 on
             load_if_exists=True,
         )
     except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as exc:
