@@ -13,6 +13,7 @@ file in the tune folder, and rerunning the same command resumes the study.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -217,7 +218,7 @@ def _spawned_worker(spec: TuneSpec) -> None:
         run_worker(spec)
 
 
-def stop_on_signals(stop: dict):
+def stop_on_signals(stop: dict) -> contextlib.AbstractContextManager:
     """First Ctrl-C/SIGTERM: finish the current trial, then stop; a second one aborts at once."""
 
     def handler(signum: int, frame: object) -> None:
@@ -242,13 +243,12 @@ def search(spec: TuneSpec, jobs: int = 1) -> optuna.Study:
             for w in workers:
                 w.start()
             run_worker(spec, progress)
-            for w in workers:
-                w.join()
     finally:
         progress.close()
         data_log.removeFilter(once)
         for w in workers:
-            w.join()
+            if w.pid is not None:  # started
+                w.join()
     return study
 
 
