@@ -128,6 +128,7 @@ def _plots(study: optuna.Study, staging: Path) -> None:
     for name, plot in plots.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)  # e.g. too few trials to rank
             try:
                 ax = plot(study)
             except (ValueError, RuntimeError) as exc:  # e.g. every trial drew the same params
