@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
+from optuna.exceptions import StorageInternalError
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm.auto import tqdm
 
 from attnclf.config import Config
@@ -81,11 +83,22 @@ def storage_for(url: str) -> optuna.storages.BaseStorage | str:
     if "://" not in url or url.startswith(("redis", "grpc")):
         return url
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120
-        )
+    return _rdb_storage(url, engine)
+
+
+def _rdb_storage(url: str, engine: dict | None, tries: int = 3) -> optuna.storages.RDBStorage:
+    """An RDB storage; retried, since workers that start together race to create its tables."""
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.9
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120
+            )
+    except SQLAlchemyError:
+        if tries <= 1:
+            raise
+        time.sleep(1.0)
+        return _rdb_storage(url, engine, tries - 1)
 
 
 def open_study(spec: TuneSpec) -> optuna.Study:
@@ -100,7 +113,7 @@ def open_study(spec: TuneSpec) -> optuna.Study:
             pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),  # epoch 2 on
             load_if_exists=True,
         )
-    except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as exc:
+    except (ValueError, ImportError, SQLAlchemyError, StorageInternalError) as exc:
         reason = " ".join(str(exc).split())[:200]
         raise UserError(
             f"cannot open the study storage {spec.storage} ({reason}); pass --storage an Optuna "
