@@ -7,11 +7,17 @@ DATA ?=
 RUN ?= artifacts/latest
 TEXT ?= The final tennis tournament starts next week.
 NPROC ?= 2
+SPACE ?= configs/space.yaml
+TRIALS ?= 20
 ARGS ?=
 SET := $(if $(DATA),--set data.path=$(DATA),)
 PYTEST_ARGS ?=
 
+<<<<<<< HEAD
 .PHONY: install data train evaluate predict serve export test test-fast lint bench bench-quality bench-explain bench-serve train-ddp clean
+=======
+.PHONY: install data train evaluate predict test test-fast lint bench bench-quality bench-explain train-ddp tune clean
+>>>>>>> tune
 
 $(BIN)/attnclf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +36,9 @@ train: install ## train CONFIG (default configs/default.yaml); DATA=file.csv to 
 
 train-ddp: install ## train with torchrun on NPROC local processes
 	$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC) -m attnclf train --config $(CONFIG) $(SET) $(ARGS)
+
+tune: install ## tune CONFIG over SPACE (TRIALS trials) -> artifacts/tune/<config>/best.yaml
+	$(BIN)/attnclf tune --config $(CONFIG) --space $(SPACE) --trials $(TRIALS) $(SET) $(ARGS)
 
 evaluate: install ## score RUN on DATA (a labelled CSV)
 	$(BIN)/attnclf evaluate --run $(RUN) --data $(or $(DATA),data/news.csv) $(ARGS)

@@ -32,6 +32,24 @@ SetOpt = Annotated[
 ]
 
 
+class Track(str, Enum):
+    """Experiment trackers that `--track` logs to."""
+
+    mlflow = "mlflow"
+
+
+TrackOpt = Annotated[
+    Track | None, typer.Option("--track", help="Also log the run to MLflow (MLFLOW_TRACKING_URI).")
+]
+
+
+def _tracker(track: Track | None, output_dir: Path):
+    """The tracker `--track` asks for (an error says how to install it), or None."""
+    from attnclf.tracking import Tracker
+
+    return Tracker.mlflow(output_dir) if track is Track.mlflow else None
+
+
 def _version(value: bool) -> None:
     """Print the version and exit."""
     if value:
@@ -66,6 +84,7 @@ def train(
         Path | None,
         typer.Option("--resume", help="Continue an interrupted run from its .incomplete folder."),
     ] = None,
+    track: TrackOpt = None,
 ) -> None:
     """Train a model and write a run folder (config, tokenizer, weights, metrics, plots)."""
     from attnclf.errors import Interrupted
@@ -74,6 +93,7 @@ def train(
 
     if resume is not None and overrides:
         raise UserError("--resume continues a run with its saved config; drop the --set options")
+    tracker = _tracker(track, output_dir)
     try:
         if resume is not None:
             result = training.resume(resume)
@@ -89,6 +109,63 @@ def train(
     if result.run_dir is not None:
         typer.echo(format_metrics(result.metrics))
         typer.echo(f"run folder: {result.run_dir}")
+        if tracker is not None:
+            tracker.log_run(result.run_dir, result.history, result.metrics)
+
+
+@app.command()
+def tune(
+    config: ConfigOpt = Path("configs/default.yaml"),
+    space: Annotated[
+        Path, typer.Option("--space", help="Search space YAML: dotted config keys to ranges.")
+    ] = Path("configs/space.yaml"),
+    overrides: SetOpt = None,
+    trials: Annotated[
+        int, typer.Option("--trials", "-n", min=1, help="Finished trials the study should have.")
+    ] = 20,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Start no trial after this many seconds.")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name (default: the config's name).")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option("--storage", help="Optuna storage URL shared by workers (default: SQLite)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes.")] = 1,
+    output_dir: Annotated[
+        Path, typer.Option("--output-dir", "-o", help="Folder that receives the tune folder.")
+    ] = Path("artifacts"),
+    track: TrackOpt = None,
+) -> None:
+    """Search hyperparameters with Optuna; writes artifacts/tune/<study>/ with best.yaml."""
+    from attnclf.errors import Interrupted
+    from attnclf.metrics import format_metrics
+    from attnclf.tune.run import tune as run_tune
+    from attnclf.tune.space import load_space
+
+    cfg, search_space = _load(config, overrides), load_space(space)
+    name = study or (config.stem if config else "default")
+    tracker = _tracker(track, output_dir)
+    try:
+        result = run_tune(
+            cfg, search_space, name, output_dir, trials, timeout, storage, jobs, tracker
+        )
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("aborted; the study keeps its finished trials: rerun to resume", err=True)
+        raise typer.Exit(130) from None
+    r = result.report
+    typer.echo(
+        f"best trial {r.trial} of {result.finished}: validation F1 {r.val_f1:.4f}, {r.params}"
+    )
+    typer.echo(format_metrics(r.test))
+    typer.echo(
+        f"tune folder: {result.folder} (retrain: attnclf train -c {result.folder}/best.yaml)"
+    )
 
 
 @data_app.command("download")

@@ -330,6 +330,31 @@ def from_dict(raw: Any) -> Config:
     return cfg
 
 
+def _key_field(key: str) -> tuple[dataclasses.Field, Any]:
+    """The field of a `section.key` and its type; an unknown key is an error listing the valid."""
+    hints = typing.get_type_hints(Config)
+    section, _, name = key.partition(".")
+    if section not in hints:
+        raise UserError(f"unknown config key {key!r}; valid sections: {', '.join(hints)}")
+    fields = {f.name: f for f in dataclasses.fields(hints[section])}
+    if name not in fields:
+        raise UserError(f"unknown key {key}; valid keys in {section}: {', '.join(fields)}")
+    return fields[name], typing.get_type_hints(hints[section])[name]
+
+
+def key_type(key: str) -> Any:
+    """The type annotation of a `section.key` config key (an error names the valid keys)."""
+    return _key_field(key)[1]
+
+
+def check_value(key: str, value: Any) -> Any:
+    """Validate one `section.key` value as a config would, and return it coerced."""
+    f, tp = _key_field(key)
+    value = _coerce(value, tp, key)
+    _check_range(value, f.metadata, key)
+    return value
+
+
 def parse_override(item: str) -> tuple[list[str], Any]:
     """Split `section.key=value` into a key path and a YAML-parsed value."""
     key, sep, text = item.partition("=")

@@ -127,7 +127,7 @@ def _test(run: Pipeline) -> dict:
 
 
 @contextlib.contextmanager
-def _signal_handlers(handlers: dict[int, Callable]) -> Iterator[None]:
+def signal_handlers(handlers: dict[int, Callable]) -> Iterator[None]:
     """Install `handlers` for the block, then restore the previous ones (main thread only)."""
     try:
         previous = {s: signal.signal(s, h) for s, h in handlers.items()}
@@ -149,9 +149,9 @@ def _stop_on_signals(trainer: Trainer) -> contextlib.AbstractContextManager:
             raise KeyboardInterrupt
         trainer.stop_requested = True
 
-    return _signal_handlers({signal.SIGINT: handler, signal.SIGTERM: handler})
+    return signal_handlers({signal.SIGINT: handler, signal.SIGTERM: handler})
 
 
 def _sigterm_as_ctrl_c() -> contextlib.AbstractContextManager:
     """Outside the training loop, SIGTERM raises KeyboardInterrupt like Ctrl-C, so cleanup runs."""
-    return _signal_handlers({signal.SIGTERM: signal.default_int_handler})
+    return signal_handlers({signal.SIGTERM: signal.default_int_handler})
