@@ -55,6 +55,17 @@ class DataConfig:
     val_size: float = _field(0.15, "validation fraction", 0, 1, lo_open=True)
     test_size: float = _field(0.15, "test fraction", 0, 1, lo_open=True)
     split_seed: int = _field(1234, "seed of the split")
+    train_rows: int | None = _field(
+        None,
+        "train on a stratified subsample of this many rows of the train split (seeded by "
+        "`data.split_seed`; val and test unchanged); `null`: all of it",
+        2,
+    )
+    augment_with_description: bool = _field(
+        False,
+        "AG News layout: each training row's description is also a training text of its class "
+        "(val and test keep their texts)",
+    )
 
 
 @dataclass
@@ -93,6 +104,14 @@ class ModelConfig:
     """Embedding, RNN, attention and classifier head sizes, and the n-gram paths."""
 
     embedding_dim: int = _field(100, "embedding size", 1)
+    pretrained_embeddings: str | None = _field(
+        None,
+        "word vectors (word2vec or GloVe text format, `embedding_dim` wide) that initialise the "
+        "embeddings of the words they hold; `null`: none",
+    )
+    freeze_embeddings: bool = _field(
+        False, "keep the embeddings fixed while training (with `pretrained_embeddings`)"
+    )
     embedding_dropout: float = _field(0.0, "dropout on the embeddings", 0, 1)
     embedding_init_std: float = _field(
         1.0,
@@ -100,6 +119,11 @@ class ModelConfig:
         "the few Adam steps a rare word gets outweigh its random start",
         0,
         lo_open=True,
+    )
+    deep: bool = _field(
+        True,
+        "the deep path (embedding, RNN, attention, head); `false`: the wide path (and naive "
+        "Bayes) alone, an ablation (attention is then uniform)",
     )
     cell: Literal["rnn", "gru", "lstm"] = _field("gru", "`rnn`, `gru` or `lstm`")
     rnn_hidden_dim: int = _field(128, "RNN hidden size (per direction)", 1)
@@ -306,6 +330,9 @@ def _build(cls: type, raw: Any, where: str) -> Any:
 
 def _check_consistency(cfg: Config) -> None:
     """Cross-field rules that no single field can check."""
+    m = cfg.model
+    if not m.deep and not m.wide_ngrams:
+        raise UserError("model.deep=false needs a path that trains: set model.wide_ngrams")
     total = cfg.data.train_size + cfg.data.val_size + cfg.data.test_size
     if abs(total - 1.0) > 1e-6:
         raise UserError(

@@ -49,6 +49,7 @@ class AttentionClassifier(nn.Module):
         self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim, padding_idx=0)
         with torch.no_grad():  # N(0, 1) scaled to N(0, std^2): no extra draws from the RNG
             self.embedding.weight.mul_(cfg.embedding_init_std)
+        self.embedding.weight.requires_grad_(not cfg.freeze_embeddings)
         self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
         self.rnn = RNN_CELLS[cfg.cell](
             cfg.embedding_dim,
@@ -72,6 +73,9 @@ class AttentionClassifier(nn.Module):
             if cfg.naive_bayes > 0
             else None
         )
+        if not cfg.deep:  # its layers stay (saved weights keep their layout), never run
+            for name, p in self.named_parameters():
+                p.requires_grad_(name.startswith("wide."))
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """The network's logits [B, C] and attention [B, L] for ids [B, L], lengths [B].
@@ -101,13 +105,11 @@ class AttentionClassifier(nn.Module):
         lengths = lengths.clamp(min=1)  # an all-padding row attends to position 0
         mask = length_mask(lengths, L, ids.device)  # [B, L]
 
-        x = self.embedding_dropout(self.embedding(self._word_dropout(ids)))  # [B, L, E]
-        # [B, L, H]; unpacked (the lesson's way), the RNN keeps running over the padding
-        out = run_packed(self.rnn, x, lengths.cpu()) if cfg.pack_sequences else self.rnn(x)[0]
-        attention = self.attention(out, mask if cfg.mask_padding else None)
-        context = torch.bmm(attention.unsqueeze(1).to(out.dtype), out).squeeze(1)  # [B, H]
-        z = F.relu(self.fc1(self.dropout(context)))
-        logits = self.fc2(self.dropout(z))
+        if cfg.deep:
+            logits, attention = self._deep(ids, lengths, mask)
+        else:
+            attention = mask.float() / lengths.to(ids.device)[:, None]
+            logits = torch.zeros(ids.shape[0], self.fc2.out_features, device=ids.device)
 
         wide_order = self.wide.order if self.wide is not None else 0
         nb_order = self.naive_bayes.order if with_naive_bayes and self.naive_bayes else 0
@@ -119,6 +121,24 @@ class AttentionClassifier(nn.Module):
                 nb = self.naive_bayes(*up_to(features, counts, L, nb_order))
                 logits = self.naive_bayes.mix(logits, nb)
         return logits, attention
+
+    def _deep(self, ids: Tensor, lengths: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """The deep path: embedding -> RNN -> attention -> head; logits [B, C], attention."""
+        cfg = self.cfg
+        x = self.embedding_dropout(self.embedding(self._word_dropout(ids)))  # [B, L, E]
+        # [B, L, H]; unpacked (the lesson's way), the RNN keeps running over the padding
+        out = run_packed(self.rnn, x, lengths.cpu()) if cfg.pack_sequences else self.rnn(x)[0]
+        attention = self.attention(out, mask if cfg.mask_padding else None)
+        context = torch.bmm(attention.unsqueeze(1).to(out.dtype), out).squeeze(1)  # [B, H]
+        z = F.relu(self.fc1(self.dropout(context)))
+        return self.fc2(self.dropout(z)), attention
+
+    @torch.no_grad()
+    def load_embeddings(self, vectors: Tensor, found: Tensor) -> None:
+        """Start the embeddings of the rows marked in `found` [V] from `vectors` [V, E]."""
+        weight = self.embedding.weight
+        found = found.to(weight.device)
+        weight[found] = vectors.to(weight.device, weight.dtype)[found]
 
     def _word_dropout(self, ids: Tensor) -> Tensor:
         """In training, each real token becomes <UNK> with probability `word_dropout`."""

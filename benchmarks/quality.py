@@ -1,18 +1,22 @@
-"""Quality benchmark: attnclf's configs against TF-IDF + logistic regression and fastText.
+"""Quality benchmark: attnclf's default against TF-IDF + LR, naive Bayes, NBSVM and fastText.
 
-Every system trains and is scored on the same stratified split that `attnclf train` uses
-(`attnclf.data.prepare.prepare` with the config's `data.split_seed`). Each baseline runs on the
-lesson's preprocessing (configs/seed.yaml) and on the default config's; ablation rows switch
-each of the default config's settings (those that differ from the built-in defaults) back to
-the built-in value, one at a time. Results go to quality.json and quality.md.
+Regimes (each its own data and split; every system in a regime sees the same stratified split
+that `attnclf train` makes, `attnclf.data.prepare.prepare`, with the default config's
+preprocessing): AG News titles from the 30k pool with 2,000, 7,000 and all training rows
+(`data.train_rows`), title + description from the same pool, and the first 10k titles.
+Peers are fitted on the training texts the default trains on. In the titles regimes
+"+ word2vec" trains word vectors (gensim, a benchmark-only dependency) on the training split's
+descriptions and starts the default's embeddings from them (`model.pretrained_embeddings`).
+Ablation rows switch one part of the default off. Results go to quality.json and quality.md.
 
-    NLTK_DATA=... python benchmarks/quality.py --seeds 3
+    NLTK_DATA=... python benchmarks/quality.py --seeds 3 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import os
 import platform
 import shlex
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,18 +33,48 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from attnclf.config import Config, apply_overrides, from_dict, load_config, read_yaml  # noqa: E402
+from attnclf.config import Config, load_config  # noqa: E402
 from attnclf.data.prepare import Splits, prepare  # noqa: E402
 from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
 from attnclf.metrics import classification_metrics  # noqa: E402
 from attnclf.preprocess import Preprocessor  # noqa: E402
 from attnclf.training.train import train  # noqa: E402
 
+SHARED = ROOT.parent / "shared" / "data"
 DEFAULT_YAML = ROOT / "configs" / "default.yaml"
-SEED_YAML = ROOT / "configs" / "seed.yaml"
 Score = tuple[float, float, float]  # weighted F1, accuracy, seconds
 System = Callable[[int], Score]
 SEED = 1234  # first seed: train.seed's default, so seed 1 reproduces `attnclf train`
+PEERS = ("tfidf+lr", "naive bayes", "nbsvm", "fasttext")
+
+
+@dataclass
+class Regime:
+    """A data set and the overrides that select its texts and training rows."""
+
+    pool: bool  # the 30k AG News pool (else the 10k titles file)
+    overrides: list[str] = field(default_factory=list)
+    config: Path = DEFAULT_YAML
+    vectors: bool = False  # also run the default with word2vec vectors from descriptions
+
+
+REGIMES = {
+    "titles-2000": Regime(True, ["data.train_rows=2000"], vectors=True),
+    "titles-7000": Regime(True, ["data.train_rows=7000"], vectors=True),
+    "titles-all": Regime(True, [], vectors=True),
+    "title+description": Regime(True, ["data.use_description=true"]),
+    "titles-10k-file": Regime(False),
+}
+ABLATIONS = {  # what each part of the default buys, measured on all training titles
+    "without the RNN + attention path (model.deep=false)": ["model.deep=false"],
+    "without the wide path (model.wide_ngrams=0)": ["model.wide_ngrams=0"],
+    "without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
+    "RNN + attention alone (no wide, no naive Bayes)": [
+        "model.wide_ngrams=0",
+        "model.naive_bayes=0",
+    ],
+}
+ABLATION_REGIME = "titles-all"
 
 
 def attnclf_system(cfg: Config) -> System:
@@ -103,6 +138,61 @@ def naive_bayes_system(splits: Splits) -> System:
     return run
 
 
+def nbsvm_system(splits: Splits) -> System:
+    """NBSVM (Wang & Manning 2012): binary 1-2 grams scaled by naive Bayes log-count ratios,
+    one logistic regression per class (one-vs-rest)."""
+    import numpy as np
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def run(seed: int) -> Score:
+        """One fit per class; deterministic (liblinear with a fixed random_state)."""
+        start = time.perf_counter()
+        vectorizer = CountVectorizer(ngram_range=(1, 2), binary=True)
+        x = vectorizer.fit_transform(splits.train["clean"])
+        y = splits.train["label"].to_numpy()
+        classes = sorted(set(y))
+        test = vectorizer.transform(splits.test["clean"])
+        scores = []
+        for c in classes:
+            p = np.asarray(x[y == c].sum(0)).ravel() + 1.0
+            q = np.asarray(x[y != c].sum(0)).ravel() + 1.0
+            r = np.log((p / p.sum()) / (q / q.sum()))
+            model = LogisticRegression(C=4.0, solver="liblinear", random_state=seed)
+            model.fit(x.multiply(r).tocsr(), y == c)
+            scores.append(model.decision_function(test.multiply(r).tocsr()))
+        seconds = time.perf_counter() - start
+        predicted = [classes[i] for i in np.argmax(np.stack(scores, axis=1), axis=1)]
+        return *_score(splits, predicted), seconds
+
+    return run
+
+
+def word2vec_system(cfg: Config, splits: Splits, threads: int) -> System:
+    """The default started from word2vec vectors trained on the training rows' descriptions."""
+    from gensim.models import Word2Vec
+
+    descriptions = Preprocessor.from_config(cfg.preprocess).batch(list(splits.train["description"]))
+    sentences = [text.split() for text in descriptions if text]
+    attnclf = attnclf_system(cfg)
+
+    def run(seed: int) -> Score:
+        """Vectors (skip-gram, window 5, 10 epochs) then one seeded training run, timed together."""
+        start = time.perf_counter()
+        vectors = Word2Vec(
+            sentences, vector_size=cfg.model.embedding_dim, window=5, min_count=1, sg=1,
+            epochs=10, workers=threads, seed=seed,
+        )  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "vectors.txt"
+            vectors.wv.save_word2vec_format(str(path))
+            cfg.model.pretrained_embeddings = str(path)
+            f1, accuracy, _ = attnclf(seed)
+        return f1, accuracy, time.perf_counter() - start
+
+    return run
+
+
 def fasttext_system(splits: Splits, threads: int) -> System:
     """fastText supervised (wordNgrams 2, dim 100, 25 epochs, lr 0.5)."""
     import fasttext
@@ -131,66 +221,37 @@ def fasttext_system(splits: Splits, threads: int) -> System:
     return run
 
 
-def bench_config(path: Path, data: str, threads: int, overrides: list[str] = ()) -> Config:
-    """A config file pointed at `data` (never downloading), with `overrides` applied."""
-    base = [f"data.path={data}", "data.url=null", f"train.num_threads={threads}"]
-    return load_config(path, [*base, *overrides])
+def regime_config(regime: Regime, args: argparse.Namespace, extra: list[str] = ()) -> Config:
+    """The regime's config on its data (never downloading), split and threads, plus `extra`."""
+    data = args.pool if regime.pool else args.titles_10k
+    base = [
+        f"data.path={data}",
+        "data.url=null",
+        f"data.split_seed={args.split_seed}",
+        f"train.num_threads={args.threads}",
+    ]
+    return load_config(regime.config, [*base, *regime.overrides, *extra])
 
 
-def ablations(data: str, threads: int) -> dict[str, list[str]]:
-    """Each setting of default.yaml that differs from the built-in default, reverted alone."""
-    raw = read_yaml(DEFAULT_YAML)
-    plain = from_dict({}).to_dict()
-    tuned = bench_config(DEFAULT_YAML, data, threads).to_dict()
-    rows = {}
-    for section, values in raw.items():
-        if section == "data":
-            continue
-        for key in values:
-            if tuned[section][key] != plain[section][key]:
-                setting = f"{section}.{key}={_yaml_value(plain[section][key])}"
-                rows[f"ablation: {setting}"] = [setting]
-    every = [setting for (setting,) in rows.values()]
-    rows["ablation: all of the above"] = every
-    return rows
-
-
-def _yaml_value(value: object) -> str:
-    """A value as `--set` text."""
-    if value is None:
-        return "null"
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def systems(args: argparse.Namespace) -> dict[str, Callable[[], System]]:
-    """Every benchmarked system by name, built lazily (so `--only` skips unused ones)."""
-    data, threads = args.data, args.threads
-    split = [f"data.split_seed={args.split_seed}"]
-    prep = {}
-
-    def config(path: Path) -> Config:
-        """`path` on the benchmark's data, threads and split."""
-        return bench_config(path, data, threads, split)
-
-    def splits(path: Path) -> Splits:
-        """The split attnclf trains on, with that config's preprocessing (cached)."""
-        if path not in prep:
-            cfg = config(path)
-            prep[path] = prepare(cfg, data, Preprocessor.from_config(cfg.preprocess))
-        return prep[path]
-
+def systems(
+    name: str, regime: Regime, split: Splits, args: argparse.Namespace
+) -> dict[str, Callable[[], System]]:
+    """Every system of one regime by name, built lazily (so `--only` skips unused ones)."""
     found: dict[str, Callable[[], System]] = {
-        "attnclf default": lambda: attnclf_system(config(DEFAULT_YAML)),
-        "attnclf seed (lesson)": lambda: attnclf_system(config(SEED_YAML)),
+        "attnclf default": lambda: attnclf_system(regime_config(regime, args)),
     }
-    for tag, path in (("lesson prep", SEED_YAML), ("default prep", DEFAULT_YAML)):
-        found[f"tfidf+lr, {tag}"] = lambda path=path: tfidf_lr_system(splits(path))
-        found[f"fasttext, {tag}"] = lambda path=path: fasttext_system(splits(path), threads)
-        found[f"naive bayes, {tag}"] = lambda path=path: naive_bayes_system(splits(path))
-    if args.ablations:
-        for name, overrides in ablations(data, threads).items():
-            found[name] = lambda o=overrides: attnclf_system(
-                from_dict(apply_overrides(config(DEFAULT_YAML).to_dict(), o))
+    if regime.vectors and args.vectors:
+        found["attnclf default + word2vec"] = lambda: word2vec_system(
+            regime_config(regime, args), split, args.threads
+        )
+    found["tfidf+lr"] = lambda: tfidf_lr_system(split)
+    found["naive bayes"] = lambda: naive_bayes_system(split)
+    found["nbsvm"] = lambda: nbsvm_system(split)
+    found["fasttext"] = lambda: fasttext_system(split, args.threads)
+    if args.ablations and name == ABLATION_REGIME:
+        for label, overrides in ABLATIONS.items():
+            found[f"ablation: {label}"] = lambda o=overrides: attnclf_system(
+                regime_config(regime, args, o)
             )
     return found
 
@@ -208,36 +269,109 @@ def summarise(name: str, scores: list[Score]) -> dict:
     return row
 
 
-def markdown(rows: list[dict], skipped: dict[str, str], meta: dict) -> str:
-    """The results as a markdown table, with the command and machine."""
+def margin(rows: list[dict]) -> dict | None:
+    """The default's mean F1 minus the best peer's, with the spread of that difference."""
+    by_name = {r["system"]: r for r in rows}
+    peers = [by_name[p] for p in PEERS if p in by_name]
+    if "attnclf default" not in by_name or not peers:
+        return None
+    default, best = by_name["attnclf default"]["f1"], max(peers, key=lambda r: r["f1"]["mean"])
+    return {
+        "best_peer": best["system"],
+        "diff": default["mean"] - best["f1"]["mean"],
+        "std": math.hypot(default["std"], best["f1"]["std"]),
+    }
+
+
+def _cell(stat: dict, digits: int = 4) -> str:
+    """`mean ± std`."""
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def markdown(regimes: dict[str, dict], meta: dict) -> str:
+    """The results as markdown tables (a summary, then one per regime), command and machine."""
     lines = [
         f"# Quality benchmark ({meta['seeds']} seeds; weighted F1 on the test split of split "
         f"seed {meta['split_seed']})",
         "",
-        "| system | weighted F1 | accuracy | train seconds |",
-        "|---|---|---|---|",
+        "| regime | train rows | attnclf default | best peer | default minus best peer |",
+        "|---|---|---|---|---|",
     ]
-    for r in rows:
-        cells = [f"{r[m]['mean']:.4f} ± {r[m]['std']:.4f}" for m in ("f1", "accuracy")]
-        seconds = f"{r['seconds']['mean']:.1f} ± {r['seconds']['std']:.1f}"
-        lines.append(f"| {r['system']} | {' | '.join(cells)} | {seconds} |")
-    lines += [f"| {name} | skipped: {why} | | |" for name, why in skipped.items()]
+    for name, result in regimes.items():
+        m, rows = result["margin"], {r["system"]: r for r in result["rows"]}
+        if m is None:
+            continue
+        best = f"{m['best_peer']} {_cell(rows[m['best_peer']]['f1'])}"
+        lines.append(
+            f"| {name} | {result['train_rows']:,} | {_cell(rows['attnclf default']['f1'])} | "
+            f"{best} | {m['diff']:+.4f} ± {m['std']:.4f} |"
+        )
+    for name, result in regimes.items():
+        lines += [
+            "",
+            f"## {name} ({result['train_rows']:,} train, {result['test_rows']:,} test rows)",
+            "",
+            "| system | weighted F1 | accuracy | train seconds |",
+            "|---|---|---|---|",
+        ]
+        for r in result["rows"]:
+            cells = f"{_cell(r['f1'])} | {_cell(r['accuracy'])} | {_cell(r['seconds'], 1)}"
+            lines.append(f"| {r['system']} | {cells} |")
+        lines += [f"| {n} | skipped: {why} | | |" for n, why in result["skipped"].items()]
     lines += [
         "",
         f"Command: `{meta['command']}`",
         "",
         f"Machine: {meta['platform']}, {meta['cpu_count']} CPU(s), torch {meta['torch']}, "
-        f"{meta['threads']} thread(s) per run, {meta['date']}. Wall times are noisy when the CPU "
-        "is shared.",
+        f"{meta['threads']} thread(s) per run, {meta['date']}, load average at the start "
+        f"{meta['load_start']} and end {meta['load_end']} (the CPUs are shared: seconds are "
+        "noisy, F1 is not).",
         "",
     ]
     return "\n".join(lines)
 
 
+def run_regime(name: str, regime: Regime, args: argparse.Namespace) -> dict:
+    """Every selected system of one regime, each over the seeds."""
+    wanted = [w.strip() for w in args.only.split(",")] if args.only else None
+    cfg = regime_config(regime, args)
+    split = prepare(cfg, cfg.data.path, Preprocessor.from_config(cfg.preprocess))
+    rows, skipped = [], {}
+    for system_name, build in systems(name, regime, split, args).items():
+        if wanted and not any(system_name.startswith(w) for w in wanted):
+            continue
+        try:
+            system = build()
+        except ImportError as exc:
+            skipped[system_name] = f"{exc.name or exc} is not installed"
+            print(f"== {name} / {system_name}: skipped ({skipped[system_name]})", flush=True)
+            continue
+        scores = []
+        for seed in range(SEED, SEED + args.seeds):
+            scores.append(system(seed))
+            print(
+                f"== {name} / {system_name} seed {seed}: f1 {scores[-1][0]:.4f} "
+                f"({scores[-1][2]:.1f}s)",
+                flush=True,
+            )
+        rows.append(summarise(system_name, scores))
+    return {
+        "overrides": regime.overrides,
+        "config": str(regime.config.relative_to(ROOT)),
+        "train_rows": len(split.train),
+        "test_rows": len(split.test),
+        "rows": rows,
+        "skipped": skipped,
+        "margin": margin(rows),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, run every selected system for each seed, write the results."""
+    """Parse arguments, run every selected regime and system for each seed, write the results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/ag_news_titles_10k.csv"))
+    parser.add_argument("--pool", default=str(SHARED / "ag_news_train_30k.csv"))
+    parser.add_argument("--titles-10k", default=str(SHARED / "ag_news_titles_10k.csv"))
+    parser.add_argument("--regimes", help=f"comma-separated, of: {', '.join(REGIMES)}")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument(
         "--split-seed", type=int, default=1234, help="data.split_seed: which stratified split"
@@ -245,27 +379,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--only", help="comma-separated system names (or name prefixes)")
     parser.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--vectors", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per training run")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    wanted = [w.strip() for w in args.only.split(",")] if args.only else None
-    rows, skipped = [], {}
-    for name, build in systems(args).items():
-        if wanted and not any(name.startswith(w) for w in wanted):
-            continue
-        try:
-            system = build()
-        except ImportError as exc:
-            skipped[name] = f"{exc.name or exc} is not installed"
-            print(f"== {name}: skipped ({skipped[name]})", flush=True)
-            continue
-        scores = []
-        for seed in range(SEED, SEED + args.seeds):
-            scores.append(system(seed))
-            print(
-                f"== {name} seed {seed}: f1 {scores[-1][0]:.4f} ({scores[-1][2]:.1f}s)", flush=True
-            )
-        rows.append(summarise(name, scores))
+    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    picked = [w.strip() for w in args.regimes.split(",")] if args.regimes else None
+    results = {
+        name: run_regime(name, regime, args)
+        for name, regime in REGIMES.items()
+        if not picked or name in picked
+    }
     meta = {
         "command": shlex.join(
             ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
@@ -275,14 +399,15 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,
         "torch": torch.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "data": args.data,
+        "load_start": load_start,
+        "load_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "seeds": args.seeds,
         "split_seed": args.split_seed,
     }
     out = Path(args.out)
-    write_json(out / "quality.json", {"meta": meta, "results": rows, "skipped": skipped})
-    write_text_atomic(out / "quality.md", markdown(rows, skipped, meta))
-    print(markdown(rows, skipped, meta))
+    write_json(out / "quality.json", {"meta": meta, "regimes": results})
+    write_text_atomic(out / "quality.md", markdown(results, meta))
+    print(markdown(results, meta))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,11 @@ def test_ag_news_with_description(tmp_path: Path) -> None:
 def test_ag_news_unknown_class_index_is_dropped(tmp_path: Path) -> None:
     path = write(tmp_path, '"1","Kept","d"\n"5","Bad class","d"\n"2","","empty title"\n')
     data = read_labelled(path, DataConfig())
-    assert data.frame.to_dict("list") == {"text": ["Kept"], "label": ["World"]}
+    assert data.frame.to_dict("list") == {
+        "text": ["Kept"],
+        "label": ["World"],
+        "description": ["d"],
+    }
     assert data.dropped == 2
 
 

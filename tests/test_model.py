@@ -340,3 +340,22 @@ def test_a_second_rnn_layer_reads_both_directions() -> None:
     one = ModelConfig(cell="lstm", embedding_dim=8, rnn_hidden_dim=4, num_layers=1)
     two = ModelConfig(cell="lstm", embedding_dim=8, rnn_hidden_dim=4, num_layers=2)
     assert rnn_flops_per_token(two) - rnn_flops_per_token(one) == 2 * 2 * 4 * 4 * 12
+
+
+def test_without_the_deep_path_only_the_wide_path_trains() -> None:
+    model = make_model(deep=False, wide_ngrams=2, wide_buckets=64).train()
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["wide.table.weight"]
+    ids, lengths = batch([5, 3, 1])
+    logits, attention = model(ids, lengths)
+    wide = model.wide(*model._ngrams(ids, attention > 0, 2))
+    assert torch.allclose(logits, wide)  # the wide path's scores, nothing else
+    assert torch.allclose(attention.sum(1), torch.ones(3))
+    assert attention[1, :3].tolist() == pytest.approx([1 / 3] * 3)
+    with pytest.raises(UserError, match="deep=false needs"):
+        from_dict({"model": {"deep": False}})
+
+
+def test_frozen_embeddings_get_no_gradient() -> None:
+    model = make_model(freeze_embeddings=True).train()
+    model(*batch([4, 2]))[0].sum().backward()
+    assert model.embedding.weight.grad is None and model.fc2.weight.grad is not None

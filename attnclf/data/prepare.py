@@ -10,7 +10,7 @@ import pandas as pd
 
 from attnclf.config import Config
 from attnclf.data.read import read_labelled
-from attnclf.data.splits import stratified_split
+from attnclf.data.splits import stratified_split, stratified_subsample
 from attnclf.errors import UserError
 from attnclf.preprocess import Preprocessor
 
@@ -47,4 +47,22 @@ def prepare(cfg: Config, path: str | Path, preprocessor: Preprocessor) -> Splits
     if emptied.any():
         log.warning("dropped %d row(s) whose text is empty after preprocessing", int(emptied.sum()))
     train, val, test = stratified_split(frame[~emptied].reset_index(drop=True), cfg.data)
+    if cfg.data.train_rows is not None:
+        train = stratified_subsample(train, cfg.data.train_rows, cfg.data.split_seed)
+    if cfg.data.augment_with_description:
+        train = with_descriptions(train, preprocessor, path)
     return Splits(train, val, test, data.dropped, int(emptied.sum()), data.layout)
+
+
+def with_descriptions(
+    train: pd.DataFrame, preprocessor: Preprocessor, path: str | Path
+) -> pd.DataFrame:
+    """The training rows, then each row's description as one more row of its class."""
+    if "description" not in train.columns:
+        raise UserError(
+            f"data.augment_with_description needs the AG News layout (class index, title, "
+            f"description), but {path} is a headered CSV; set it to false"
+        )
+    extra = clean_frame(train.assign(text=train["description"]), preprocessor)
+    extra = extra[extra["clean"] != ""]
+    return pd.concat([train, extra], ignore_index=True)

@@ -24,7 +24,7 @@ AG_NEWS_CLASSES = {"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"
 class LabelledData:
     """Texts and labels read from a file, with how many rows were unusable."""
 
-    frame: pd.DataFrame  # columns: text, label (both str)
+    frame: pd.DataFrame  # columns: text, label (both str); AG News layout: description too
     dropped: int
     layout: str
 
@@ -111,9 +111,12 @@ def _from_ag_news(path: Path, cfg: DataConfig) -> pd.DataFrame:
     text = frame[1]
     if cfg.use_description:
         text = text.str.cat(frame[2], sep=" ")
-    text = text.str.replace("\\n", " ", regex=False).str.replace("\\", " ", regex=False)
+    text, description = (
+        t.str.replace("\\n", " ", regex=False).str.replace("\\", " ", regex=False)
+        for t in (text, frame[2])
+    )
     label = frame[0].str.strip().map(AG_NEWS_CLASSES).fillna("")
-    return pd.DataFrame({"text": text, "label": label})
+    return pd.DataFrame({"text": text, "label": label, "description": description.str.strip()})
 
 
 def read_labelled(path: str | Path, cfg: DataConfig) -> LabelledData:

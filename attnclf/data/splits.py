@@ -44,3 +44,20 @@ def stratified_split(
             f"cannot split the data ({exc}); add data or change the split sizes"
         ) from None
     return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def stratified_subsample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most `rows` rows of `frame`, class proportions preserved, chosen by `seed`."""
+    from sklearn.model_selection import train_test_split
+
+    if rows >= len(frame):
+        return frame
+    try:
+        kept, _ = train_test_split(
+            frame, train_size=rows, stratify=frame["label"], random_state=seed
+        )
+    except ValueError as exc:
+        raise UserError(
+            f"cannot subsample {rows} training rows ({exc}); raise data.train_rows"
+        ) from None
+    return kept.reset_index(drop=True)
