@@ -17,6 +17,7 @@ from attnclf.batching import TextDataset, make_loader
 from attnclf.config import Config
 from attnclf.data.download import ensure_data
 from attnclf.data.prepare import Splits, prepare
+from attnclf.embeddings import coverage, read_vectors
 from attnclf.labels import LabelEncoder
 from attnclf.model import AttentionClassifier
 from attnclf.preprocess import Preprocessor
@@ -56,6 +57,7 @@ class Pipeline:
     test_loader: DataLoader
     model: AttentionClassifier
     trainer: Trainer
+    embedding_coverage: dict | None = None  # with `model.pretrained_embeddings`
 
 
 def encode(frame: pd.DataFrame, encoders: Encoders, cfg: Config) -> TextDataset:
@@ -122,6 +124,14 @@ def build(
     )
     num_classes = len(encoders.labels)
     model = AttentionClassifier(len(encoders.tokenizer), num_classes, cfg.model).to(device)
+    covered = None
+    if cfg.model.pretrained_embeddings is not None:
+        path = cfg.model.pretrained_embeddings
+        vectors, found, in_file = read_vectors(
+            path, encoders.tokenizer.vocab, cfg.model.embedding_dim
+        )
+        model.load_embeddings(vectors, found)
+        covered = coverage(found, train_data.ids, path, in_file)
     if model.naive_bayes is not None:  # closed form, same on every rank: each holds all of train
         model.fit_naive_bayes(train_data.ids, train_data.lengths, train_data.labels)
     weights = class_weights(cfg, train_data.labels, num_classes)
@@ -140,4 +150,5 @@ def build(
         test_loader,
         model,
         trainer,
+        covered,
     )

@@ -72,6 +72,8 @@ def _run(cfg: Config, ctx: DistContext, folder: RunFolder | None, resuming: bool
             if writer is None:
                 return TrainResult(None, metrics, history)
             report = data_report(run.splits, cfg.tokenizer.max_seq_len)
+            if run.embedding_coverage is not None:
+                report["pretrained_embeddings"] = run.embedding_coverage
             writer.write_results(run.model.state_dict(), metrics, history, report)
             return TrainResult(writer.publish(), metrics, history)
     except BaseException:
@@ -101,6 +103,13 @@ def _announce(run: Pipeline, resuming: bool) -> None:
         f"train, {len(run.val_data)} val, {len(run.test_data)} test texts, "
         f"{len(run.encoders.tokenizer)} tokens, {params:,} parameters{resumed}"
     )
+    if run.embedding_coverage is not None:
+        c = run.embedding_coverage
+        t.logger.message(
+            f"pretrained embeddings {c['path']}: {c['vocabulary_covered']} of "
+            f"{c['vocabulary_size']} words ({c['vocabulary_coverage']:.1%}), "
+            f"{c['train_token_coverage']:.1%} of training tokens"
+        )
 
 
 def _fit(run: Pipeline, writer: RunFolder | None, resuming: bool) -> list[dict]:
