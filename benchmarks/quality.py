@@ -334,8 +334,11 @@ def markdown(regimes: dict[str, dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def run_regime(name: str, regime: Regime, args: argparse.Namespace) -> dict:
-    """Every selected system of one regime, each over the seeds."""
+def run_regime(
+    name: str, regime: Regime, args: argparse.Namespace, save: Callable[[dict], None]
+) -> None:
+    """Every selected system of one regime, each over the seeds; `save` gets the results so
+    far after each system (an interrupted run keeps what it finished)."""
     wanted = [w.strip() for w in args.only.split(",")] if args.only else None
     cfg = regime_config(regime, args)
     split = prepare(cfg, cfg.data.path, Preprocessor.from_config(cfg.preprocess))
@@ -359,15 +362,17 @@ def run_regime(name: str, regime: Regime, args: argparse.Namespace) -> dict:
                 flush=True,
             )
         rows.append(summarise(system_name, scores))
-    return {
-        "overrides": regime.overrides,
-        "config": str(regime.config.relative_to(ROOT)),
-        "train_rows": len(split.train),
-        "test_rows": len(split.test),
-        "rows": rows,
-        "skipped": skipped,
-        "margin": margin(rows),
-    }
+        save(
+            {
+                "overrides": regime.overrides,
+                "config": str(regime.config.relative_to(ROOT)),
+                "train_rows": len(split.train),
+                "test_rows": len(split.test),
+                "rows": rows,
+                "skipped": skipped,
+                "margin": margin(rows),
+            }
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -391,29 +396,33 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     picked = [w.strip() for w in args.regimes.split(",")] if args.regimes else None
-    results = {
-        name: run_regime(name, regime, args)
-        for name, regime in REGIMES.items()
-        if not picked or name in picked
-    }
-    meta = {
-        "command": shlex.join(
-            ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "threads": args.threads,
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "load_start": load_start,
-        "load_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "seeds": args.seeds,
-        "split_seed": args.split_seed,
-    }
+    results: dict[str, dict] = {}
     out = Path(args.out)
-    write_json(out / "quality.json", {"meta": meta, "regimes": results})
-    write_text_atomic(out / "quality.md", markdown(results, meta))
-    print(markdown(results, meta))
+
+    def save(name: str, result: dict) -> None:
+        """Record one regime's results so far and rewrite quality.json and quality.md."""
+        results[name] = result
+        meta = {
+            "command": shlex.join(
+                ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
+            ),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "load_start": load_start,
+            "load_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "seeds": args.seeds,
+            "split_seed": args.split_seed,
+        }
+        write_json(out / "quality.json", {"meta": meta, "regimes": results})
+        write_text_atomic(out / "quality.md", markdown(results, meta))
+
+    for name, regime in REGIMES.items():
+        if not picked or name in picked:
+            run_regime(name, regime, args, lambda result, name=name: save(name, result))
+    print((out / "quality.md").read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":
