@@ -66,7 +66,7 @@ bench: install ## speed benchmarks -> benchmarks/results/speed.{json,md}
 	$(BIN)/python benchmarks/speed.py $(if $(DATA),--data $(DATA),)
 
 bench-quality: install ## quality benchmark against linear baselines -> benchmarks/results/quality.{json,md}
-	$(BIN)/python benchmarks/quality.py $(if $(DATA),--data $(DATA),)
+	$(BIN)/python benchmarks/quality.py --threads 1 $(if $(DATA),--pool $(DATA),)
 
 bench-explain: install ## explanation faithfulness (trains default on DATA, else the shared 30k file) -> benchmarks/results/explain.{json,md}
 	$(BIN)/python benchmarks/explain.py $(if $(DATA),--data $(DATA),) $(ARGS)
