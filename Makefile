@@ -13,11 +13,7 @@ ARGS ?=
 SET := $(if $(DATA),--set data.path=$(DATA),)
 PYTEST_ARGS ?=
 
-<<<<<<< HEAD
-.PHONY: install data train evaluate predict serve export test test-fast lint bench bench-quality bench-explain bench-serve train-ddp clean
-=======
-.PHONY: install data train evaluate predict test test-fast lint bench bench-quality bench-explain train-ddp tune clean
->>>>>>> tune
+.PHONY: install data train evaluate predict serve export tune test test-fast lint bench bench-quality bench-explain bench-serve train-ddp clean
 
 $(BIN)/attnclf: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
