@@ -226,7 +226,12 @@ def run_worker(spec: TuneSpec, progress: _Progress | None = None) -> None:
 
 
 def _spawned_worker(spec: TuneSpec) -> None:
-    """Entry point of a `jobs` worker process: stop after its trial on Ctrl-C, like the main."""
+    """Entry point of a `jobs` worker process: stop after its trial on Ctrl-C, like the main.
+
+    A spawned process starts without the CLI's logging set-up: the main process already
+    reports the data warnings, so the worker shows errors only.
+    """
+    logging.getLogger("attnclf").setLevel(logging.ERROR)
     with stop_on_signals(spec.stop):
         run_worker(spec)
 
