@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -12,7 +14,7 @@ from typing import Annotated
 import typer
 
 from attnclf import __version__
-from attnclf.errors import UserError
+from attnclf.errors import Interrupted, UserError
 
 app = typer.Typer(
     help="Train, evaluate and explain RNN + attention text classifiers.",
@@ -48,6 +50,20 @@ def _tracker(track: Track | None, output_dir: Path):
     from attnclf.tracking import Tracker
 
     return Tracker.mlflow(output_dir) if track is Track.mlflow else None
+
+
+@contextlib.contextmanager
+def _exit_130(aborted: str) -> Iterator[None]:
+    """A stop on a signal ends the command with exit code 130 and one line that says what
+    was kept: the library's message for a clean stop, `aborted` for an abort."""
+    try:
+        yield
+    except Interrupted as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        typer.echo(aborted, err=True)
+        raise typer.Exit(130) from None
 
 
 def _version(value: bool) -> None:
@@ -87,25 +103,18 @@ def train(
     track: TrackOpt = None,
 ) -> None:
     """Train a model and write a run folder (config, tokenizer, weights, metrics, plots)."""
-    from attnclf.errors import Interrupted
     from attnclf.metrics import format_metrics
     from attnclf.training import train as training
 
     if resume is not None and overrides:
         raise UserError("--resume continues a run with its saved config; drop the --set options")
     tracker = _tracker(track, output_dir)
-    try:
+    with _exit_130("interrupted without saving a checkpoint; no run folder was published"):
         if resume is not None:
             result = training.resume(resume)
         else:
             cfg = _load(config, overrides)
             result = training.train(cfg, config.stem if config else "default", output_dir)
-    except Interrupted as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted without saving a checkpoint; no run folder was published", err=True)
-        raise typer.Exit(130) from None
     if result.run_dir is not None:
         typer.echo(format_metrics(result.metrics))
         typer.echo(f"run folder: {result.run_dir}")
@@ -140,7 +149,6 @@ def tune(
     track: TrackOpt = None,
 ) -> None:
     """Search hyperparameters with Optuna; writes artifacts/tune/<study>/ with best.yaml."""
-    from attnclf.errors import Interrupted
     from attnclf.metrics import format_metrics
     from attnclf.tune.run import tune as run_tune
     from attnclf.tune.space import load_space
@@ -148,16 +156,10 @@ def tune(
     cfg, search_space = _load(config, overrides), load_space(space)
     name = study or (config.stem if config else "default")
     tracker = _tracker(track, output_dir)
-    try:
+    with _exit_130("aborted; the study keeps its finished trials: rerun to resume"):
         result = run_tune(
             cfg, search_space, name, output_dir, trials, timeout, storage, jobs, tracker
         )
-    except Interrupted as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        typer.echo("aborted; the study keeps its finished trials: rerun to resume", err=True)
-        raise typer.Exit(130) from None
     r = result.report
     typer.echo(
         f"best trial {r.trial} of {result.finished}: validation F1 {r.val_f1:.4f}, {r.params}"

@@ -74,8 +74,9 @@ class AttentionClassifier(nn.Module):
             else None
         )
         if not cfg.deep:  # its layers stay (saved weights keep their layout), never run
-            for name, p in self.named_parameters():
-                p.requires_grad_(name.startswith("wide."))
+            wide = {id(p) for p in self.wide.parameters()}
+            for p in self.parameters():
+                p.requires_grad_(id(p) in wide)
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """The network's logits [B, C] and attention [B, L] for ids [B, L], lengths [B].

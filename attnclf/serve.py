@@ -159,9 +159,9 @@ class MicroBatcher:
             for explain in (False, True):  # explained texts share passes with explained ones
                 group = [(texts, future) for texts, e, future in items if e == explain]
                 if group:
-                    self._answer(group, explain)
+                    self._classify(group, explain)
 
-    def _answer(self, items: list[tuple[list[str], asyncio.Future]], explain: bool) -> None:
+    def _classify(self, items: list[tuple[list[str], asyncio.Future]], explain: bool) -> None:
         """Classify the texts of `items` together and give each request its answers."""
         texts = [t for request, _ in items for t in request]
         try:
