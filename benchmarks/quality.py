@@ -3,11 +3,12 @@
 Regimes (each its own data and split; every system in a regime sees the same stratified split
 that `attnclf train` makes, `attnclf.data.prepare.prepare`, with the default config's
 preprocessing): AG News titles from the 30k pool with 2,000, 7,000 and all training rows
-(`data.train_rows`), title + description from the same pool, and the first 10k titles.
-Peers are fitted on the training texts the default trains on. In the titles regimes
+(`data.train_rows`); the same with `configs/ag_news.yaml` (each training row's description is
+one more training text); title + description from the same pool; and the first 10k titles.
+Peers are fitted on the training texts the regime's config trains on. In the titles regimes
 "+ word2vec" trains word vectors (gensim, a benchmark-only dependency) on the training split's
 descriptions and starts the default's embeddings from them (`model.pretrained_embeddings`).
-Ablation rows switch one part of the default off; lever rows switch one candidate on.
+Ablation rows switch one part of a regime's config off; lever rows switch one candidate on.
 Results go to quality.json and quality.md.
 
     NLTK_DATA=... python benchmarks/quality.py --seeds 3 --threads 1
@@ -43,6 +44,7 @@ from attnclf.training.train import train  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 DEFAULT_YAML = ROOT / "configs" / "default.yaml"
+AG_NEWS_YAML = ROOT / "configs" / "ag_news.yaml"
 Score = tuple[float, float, float]  # weighted F1, accuracy, seconds
 System = Callable[[int], Score]
 SEED = 1234  # first seed: train.seed's default, so seed 1 reproduces `attnclf train`
@@ -64,21 +66,34 @@ REGIMES = {
     "titles-2000": Regime(True, ["data.train_rows=2000"], vectors=True),
     "titles-7000": Regime(True, ["data.train_rows=7000"], vectors=True),
     "titles-all": Regime(True, [], vectors=True),
+    "titles-2000+descriptions": Regime(True, ["data.train_rows=2000"], AG_NEWS_YAML, True),
+    "titles-7000+descriptions": Regime(True, ["data.train_rows=7000"], AG_NEWS_YAML, True),
+    "titles-all+descriptions": Regime(True, config=AG_NEWS_YAML, vectors=True),
     "title+description": Regime(True, ["data.use_description=true"]),
     "titles-10k-file": Regime(False),
 }
-VARIANTS = {  # parts of the default switched off, and levers switched on, on all training titles
-    "ablation: without the RNN + attention path (model.deep=false)": ["model.deep=false"],
-    "ablation: without the wide path (model.wide_ngrams=0)": ["model.wide_ngrams=0"],
-    "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
-    "lever: descriptions as extra training texts (data.augment_with_description=true)": [
-        "data.augment_with_description=true"
-    ],
-    "lever: early stopping on the network's loss (train.stop_on=network)": [
-        "train.stop_on=network"
-    ],
+VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
+    "titles-all": {
+        "ablation: without the RNN + attention path (model.deep=false)": ["model.deep=false"],
+        "ablation: without the wide path (model.wide_ngrams=0)": ["model.wide_ngrams=0"],
+        "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
+        "lever: early stopping on the network's loss (train.stop_on=network)": [
+            "train.stop_on=network"
+        ],
+    },
+    "titles-all+descriptions": {
+        "ablation: without the RNN + attention path (model.naive_bayes=1: naive Bayes alone)": [
+            "model.naive_bayes=1"
+        ],
+        "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
+        "ablation: default.yaml's n-gram paths (wide path on, 262,144 buckets, alpha 1)": [
+            "model.wide_ngrams=2",
+            "model.wide_buckets=262144",
+            "model.naive_bayes_alpha=1.0",
+            "train.wide_lr=0.04",
+        ],
+    },
 }
-VARIANT_REGIME = "titles-all"
 
 
 def attnclf_system(cfg: Config) -> System:
@@ -176,7 +191,8 @@ def word2vec_system(cfg: Config, splits: Splits, threads: int) -> System:
     """The default started from word2vec vectors trained on the training rows' descriptions."""
     from gensim.models import Word2Vec
 
-    descriptions = Preprocessor.from_config(cfg.preprocess).batch(list(splits.train["description"]))
+    rows = splits.train["description"].drop_duplicates()  # augmented splits repeat each one
+    descriptions = Preprocessor.from_config(cfg.preprocess).batch(list(rows))
     sentences = [text.split() for text in descriptions if text]
     attnclf = attnclf_system(cfg)
 
@@ -252,8 +268,8 @@ def systems(
     found["naive bayes"] = lambda: naive_bayes_system(split)
     found["nbsvm"] = lambda: nbsvm_system(split)
     found["fasttext"] = lambda: fasttext_system(split, args.threads)
-    if args.variants and name == VARIANT_REGIME:
-        for label, overrides in VARIANTS.items():
+    if args.variants:
+        for label, overrides in VARIANTS.get(name, {}).items():
             found[label] = lambda o=overrides: attnclf_system(regime_config(regime, args, o))
     return found
 
@@ -311,7 +327,8 @@ def markdown(regimes: dict[str, dict], meta: dict) -> str:
     for name, result in regimes.items():
         lines += [
             "",
-            f"## {name} ({result['train_rows']:,} train, {result['test_rows']:,} test rows)",
+            f"## {name} ({result['config']}; {result['train_rows']:,} train, "
+            f"{result['test_rows']:,} test rows)",
             "",
             "| system | weighted F1 | accuracy | train seconds |",
             "|---|---|---|---|",
