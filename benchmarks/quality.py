@@ -4,7 +4,8 @@ Regimes (each its own data and split; every system in a regime sees the same str
 that `attnclf train` makes, `attnclf.data.prepare.prepare`, with the default config's
 preprocessing): AG News titles from the 30k pool with 2,000, 7,000 and all training rows
 (`data.train_rows`); the same with `configs/ag_news.yaml` (each training row's description is
-one more training text); title + description from the same pool; and the first 10k titles.
+one more training text); title + description from the same pool, with the default and with
+`configs/ag_news_description.yaml`; and the first 10k titles.
 Peers are fitted on the training texts the regime's config trains on. In the titles regimes
 "+ word2vec" trains word vectors (gensim, a benchmark-only dependency) on the training split's
 descriptions and starts the default's embeddings from them (`model.pretrained_embeddings`).
@@ -45,6 +46,7 @@ from attnclf.training.train import train  # noqa: E402
 SHARED = ROOT.parent / "shared" / "data"
 DEFAULT_YAML = ROOT / "configs" / "default.yaml"
 AG_NEWS_YAML = ROOT / "configs" / "ag_news.yaml"
+DESCRIPTION_YAML = ROOT / "configs" / "ag_news_description.yaml"
 Score = tuple[float, float, float]  # weighted F1, accuracy, seconds
 System = Callable[[int], Score]
 SEED = 1234  # first seed: train.seed's default, so seed 1 reproduces `attnclf train`
@@ -70,6 +72,7 @@ REGIMES = {
     "titles-7000+descriptions": Regime(True, ["data.train_rows=7000"], AG_NEWS_YAML, True),
     "titles-all+descriptions": Regime(True, config=AG_NEWS_YAML, vectors=True),
     "title+description": Regime(True, ["data.use_description=true"]),
+    "title+description-tuned": Regime(True, config=DESCRIPTION_YAML),
     "titles-10k-file": Regime(False),
 }
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
@@ -92,6 +95,12 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
             "model.naive_bayes_alpha=1.0",
             "train.wide_lr=0.04",
         ],
+    },
+    "title+description-tuned": {  # with default.yaml's n-gram paths it is title+description
+        "ablation: without the RNN + attention path (model.naive_bayes=1: naive Bayes alone)": [
+            "model.naive_bayes=1"
+        ],
+        "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
     },
 }
 

@@ -224,7 +224,7 @@ def test_non_utf8_config_file(tmp_path: Path) -> None:
         load_config(path)
 
 
-@pytest.mark.parametrize("name", ["default", "ag_news", "seed", "smoke"])
+@pytest.mark.parametrize("name", ["default", "ag_news", "ag_news_description", "seed", "smoke"])
 def test_shipped_configs_validate(name: str) -> None:
     path = ROOT / "configs" / f"{name}.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
