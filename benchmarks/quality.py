@@ -75,6 +75,12 @@ REGIMES = {
     "title+description-tuned": Regime(True, config=DESCRIPTION_YAML),
     "titles-10k-file": Regime(False),
 }
+MIX_ABLATIONS = {  # each half of the mix alone, for configs without a wide path
+    "ablation: without the RNN + attention path (model.naive_bayes=1: naive Bayes alone)": [
+        "model.naive_bayes=1"
+    ],
+    "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
+}
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
     "titles-all": {
         "ablation: without the RNN + attention path (model.deep=false)": ["model.deep=false"],
@@ -85,10 +91,7 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
         ],
     },
     "titles-all+descriptions": {
-        "ablation: without the RNN + attention path (model.naive_bayes=1: naive Bayes alone)": [
-            "model.naive_bayes=1"
-        ],
-        "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
+        **MIX_ABLATIONS,
         "ablation: default.yaml's n-gram paths (wide path on, 262,144 buckets, alpha 1)": [
             "model.wide_ngrams=2",
             "model.wide_buckets=262144",
@@ -96,12 +99,7 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
             "train.wide_lr=0.04",
         ],
     },
-    "title+description-tuned": {  # with default.yaml's n-gram paths it is title+description
-        "ablation: without the RNN + attention path (model.naive_bayes=1: naive Bayes alone)": [
-            "model.naive_bayes=1"
-        ],
-        "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
-    },
+    "title+description-tuned": MIX_ABLATIONS,  # with default.yaml's n-grams: title+description
 }
 
 
