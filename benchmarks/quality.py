@@ -9,7 +9,8 @@ one more training text); title + description from the same pool, with the defaul
 Peers are fitted on the training texts the regime's config trains on. In the titles regimes
 "+ word2vec" trains word vectors (gensim, a benchmark-only dependency) on the training split's
 descriptions and starts the default's embeddings from them (`model.pretrained_embeddings`).
-Ablation rows switch one part of a regime's config off; lever rows switch one candidate on.
+Ablation rows switch one part of a regime's config off; lever rows switch one candidate on (the
+2-seed ensemble averages the test probabilities of two seeds' runs: twice the training time).
 Results go to quality.json and quality.md.
 
     NLTK_DATA=... python benchmarks/quality.py --seeds 3 --threads 1
@@ -102,6 +103,8 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
     "title+description-tuned": MIX_ABLATIONS,  # with default.yaml's n-grams: title+description
 }
 
+ENSEMBLES = ("titles-all", "titles-all+descriptions", "title+description-tuned")
+
 
 def attnclf_system(cfg: Config) -> System:
     """Train attnclf with `cfg` (seeded per run) through the library API, in a temp dir."""
@@ -114,6 +117,32 @@ def attnclf_system(cfg: Config) -> System:
             result = train(cfg, "bench", tmp)
         overall = result.metrics["overall"]
         return overall["f1"], overall["accuracy"], time.perf_counter() - start
+
+    return run
+
+
+def ensemble_system(cfg: Config, splits: Splits, members: int) -> System:
+    """`members` runs of `cfg` (seeds `seed`, `seed` + 100, ...) whose test probabilities are
+    averaged: what a seed ensemble would buy, at `members` times the training time."""
+    from attnclf.predict import Predictor
+
+    def run(seed: int) -> Score:
+        """Train each member, then score the averaged probabilities; seconds cover it all."""
+        start, total = time.perf_counter(), None
+        for member in range(members):
+            cfg.train.seed = seed + 100 * member
+            with tempfile.TemporaryDirectory() as tmp:
+                predictor = Predictor.from_run(train(cfg, "bench", tmp).run_dir)
+                classes = predictor.run.labels.classes
+                probs = torch.tensor(
+                    [
+                        [p.probabilities[c] for c in classes]
+                        for p in predictor.predict_iter(splits.test["text"])
+                    ]
+                )
+            total = probs if total is None else total + probs
+        predicted = [classes[i] for i in total.argmax(dim=1).tolist()]
+        return *_score(splits, predicted), time.perf_counter() - start
 
     return run
 
@@ -278,6 +307,10 @@ def systems(
     if args.variants:
         for label, overrides in VARIANTS.get(name, {}).items():
             found[label] = lambda o=overrides: attnclf_system(regime_config(regime, args, o))
+        if name in ENSEMBLES:
+            found["lever: 2-seed ensemble (probabilities averaged; trains twice)"] = lambda: (
+                ensemble_system(regime_config(regime, args), split, 2)
+            )
     return found
 
 
