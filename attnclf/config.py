@@ -189,9 +189,14 @@ class TrainConfig:
     )
     stop_on: Literal["model", "network"] = _field(
         "model",
-        "the validation loss behind early stopping and the LR schedule: `model`, the model's "
+        "the validation loss behind early stopping and the plateau schedule: `model`, the model's "
         "own predictions (naive Bayes mix included, what `predict` serves), or `network`, the "
         "network alone (what the gradient trains); the same without naive Bayes",
+    )
+    schedule: Literal["plateau", "linear"] = _field(
+        "plateau",
+        "learning-rate schedule: `plateau` (ReduceLROnPlateau on the validation loss) or "
+        "`linear` (decay every step to 0 at the end of `epochs`, as fastText does)",
     )
     lr_factor: float = _field(0.1, "ReduceLROnPlateau: factor", 0, 1, lo_open=True)
     lr_patience: int = _field(1, "ReduceLROnPlateau: patience in epochs", 0)

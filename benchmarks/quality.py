@@ -82,6 +82,15 @@ MIX_ABLATIONS = {  # each half of the mix alone, for configs without a wide path
     ],
     "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
 }
+LINEAR = "lever: linear LR decay to 0 (train.schedule=linear) over {} epochs{}"
+LINEAR_AG_NEWS = {  # 3 epochs at 1.5x lr: ~30 s instead of ~46 s on all titles + descriptions
+    LINEAR.format(3, ", lr 0.006"): [
+        "train.schedule=linear",
+        "train.epochs=3",
+        "train.patience=3",
+        "train.lr=0.006",
+    ]
+}
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
     "titles-all": {
         "ablation: without the RNN + attention path (model.deep=false)": ["model.deep=false"],
@@ -90,9 +99,13 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
         "lever: early stopping on the network's loss (train.stop_on=network)": [
             "train.stop_on=network"
         ],
+        LINEAR.format(4, ""): ["train.schedule=linear", "train.epochs=4"],
     },
+    "titles-2000+descriptions": LINEAR_AG_NEWS,
+    "titles-7000+descriptions": LINEAR_AG_NEWS,
     "titles-all+descriptions": {
         **MIX_ABLATIONS,
+        **LINEAR_AG_NEWS,
         "ablation: default.yaml's n-gram paths (wide path on, 262,144 buckets, alpha 1)": [
             "model.wide_ngrams=2",
             "model.wide_buckets=262144",
@@ -100,7 +113,10 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
             "train.wide_lr=0.04",
         ],
     },
-    "title+description-tuned": MIX_ABLATIONS,  # with default.yaml's n-grams: title+description
+    "title+description-tuned": {  # with default.yaml's n-grams: title+description
+        **MIX_ABLATIONS,
+        LINEAR.format(3, ""): ["train.schedule=linear", "train.epochs=3"],
+    },
 }
 
 ENSEMBLES = ("titles-all", "titles-all+descriptions", "title+description-tuned")

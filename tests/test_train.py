@@ -101,10 +101,26 @@ def _tiny_trainer(
         epochs=epochs, patience=patience, lr=lr, lr_patience=10, batch_size=16, **train
     )
     model = AttentionClassifier(40, 2, load_config(SMOKE).model)
-    trainer = Trainer(model, cfg, torch.device("cpu"))
     train_loader = make_loader(train_ds, 16, shuffle=True, bucket=True, seed=0)
     val_loader = make_loader(val_ds, 64, shuffle=False, bucket=True)
+    trainer = Trainer(model, cfg, torch.device("cpu"), steps_per_epoch=len(train_loader))
     return trainer, train_loader, val_loader
+
+
+def test_linear_schedule_decays_every_step_to_zero_and_resumes() -> None:
+    """`train.schedule=linear`: lr * (1 - step / (epochs * steps)), carried by the checkpoint."""
+    trainer, train_loader, val_loader = _tiny_trainer(
+        epochs=3, patience=10, lr=0.03, schedule="linear"
+    )
+    assert len(train_loader) == 5
+    trainer.train_epoch(train_loader)
+    trainer.epoch = 1  # as `fit` records it after the epoch
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.03 * (1 - 5 / 15))
+    resumed, _, _ = _tiny_trainer(epochs=3, patience=10, lr=0.03, schedule="linear")
+    resumed.load_state_dict(trainer.state_dict())
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.03 * (1 - 5 / 15))
+    history = resumed.fit(train_loader, val_loader)
+    assert [h["lr"] for h in history] == pytest.approx([0.03 / 3, 0.0])
 
 
 def test_stop_on_picks_the_validation_signal() -> None:

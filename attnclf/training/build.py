@@ -135,7 +135,7 @@ def build(
     if model.naive_bayes is not None:  # closed form, same on every rank: each holds all of train
         model.fit_naive_bayes(train_data.ids, train_data.lengths, train_data.labels)
     weights = class_weights(cfg, train_data.labels, num_classes)
-    trainer = Trainer(model, t, device, weights, ctx, logger)
+    trainer = Trainer(model, t, device, weights, ctx, logger, len(train_loader))
     return Pipeline(
         cfg,
         device,

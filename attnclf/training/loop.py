@@ -1,6 +1,8 @@
-"""The training loop: Adam, ReduceLROnPlateau, early stopping and restoring the best weights.
+"""The training loop: Adam, an LR schedule, early stopping and restoring the best weights.
 
-Early stopping and the learning-rate schedule follow one validation signal, `train.stop_on`:
+The schedule is ReduceLROnPlateau (`train.schedule=plateau`) or a linear decay to zero over
+`train.epochs`, stepped every batch (`linear`). Early stopping and the plateau schedule follow
+one validation signal, `train.stop_on`:
 `model` (the default) is the loss of the model's own predictions, naive Bayes mix included,
 which is what `predict` serves; `network` is the loss of the network alone, which is what
 the gradient trains. The two are the same without a naive Bayes path.
@@ -38,6 +40,7 @@ class Trainer:
         class_weights: Tensor | None = None,
         ctx: DistContext | None = None,
         logger: ConsoleLogger | None = None,
+        steps_per_epoch: int = 1,
     ) -> None:
         self.cfg = cfg
         self.device = device
@@ -57,9 +60,16 @@ class Trainer:
             weight_decay=cfg.weight_decay,
             fused=device.type in ("cpu", "cuda"),
         )
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
-        )
+        self.per_step = cfg.schedule == "linear"
+        if self.per_step:
+            total = max(1, cfg.epochs * steps_per_epoch)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, lambda step: max(0.0, 1.0 - step / total)
+            )
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
+            )
         weight = class_weights.to(device) if class_weights is not None else None
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.eval_criterion = nn.CrossEntropyLoss(weight=weight, reduction="sum")
@@ -106,6 +116,8 @@ class Trainer:
             if self.cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
+            if self.per_step:
+                self.scheduler.step()
             self.running[0] += loss.detach() * len(labels)  # device-side: no host sync
             self.running[1] += len(labels)
             self.step += 1
@@ -155,7 +167,8 @@ class Trainer:
             val_loss, cm = self.evaluate(val_loader, network_only=self.cfg.stop_on == "network")
             overall = overall_metrics(cm.numpy())
             lr = self.optimizer.param_groups[0]["lr"]
-            self.scheduler.step(val_loss)
+            if not self.per_step:
+                self.scheduler.step(val_loss)
             if val_loss < self.best_loss:
                 self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
                 self.best_state = {
