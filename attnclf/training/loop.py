@@ -40,7 +40,7 @@ class Trainer:
         class_weights: Tensor | None = None,
         ctx: DistContext | None = None,
         logger: ConsoleLogger | None = None,
-        steps_per_epoch: int = 1,
+        steps_per_epoch: int | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = device
@@ -62,6 +62,8 @@ class Trainer:
         )
         self.per_step = cfg.schedule == "linear"
         if self.per_step:
+            if steps_per_epoch is None:
+                raise ValueError("train.schedule=linear needs steps_per_epoch (batches per epoch)")
             total = max(1, cfg.epochs * steps_per_epoch)
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(
                 self.optimizer, lambda step: max(0.0, 1.0 - step / total)
