@@ -109,8 +109,14 @@ class ModelConfig:
         "word vectors (word2vec or GloVe text format, `embedding_dim` wide) that initialise the "
         "embeddings of the words they hold; `null`: none",
     )
+    embedding_init: Literal["normal", "ppmi"] = _field(
+        "normal",
+        "`normal`: random (std `embedding_init_std`); `ppmi`: in-domain word vectors from the "
+        "training texts (PPMI + SVD of co-occurrence within 5 words, Levy et al. 2015) at the "
+        "random start's length; `pretrained_embeddings` then overrides the words its file holds",
+    )
     freeze_embeddings: bool = _field(
-        False, "keep the embeddings fixed while training (with `pretrained_embeddings`)"
+        False, "keep the embeddings fixed while training (with `ppmi` or `pretrained_embeddings`)"
     )
     embedding_dropout: float = _field(0.0, "dropout on the embeddings", 0, 1)
     embedding_init_std: float = _field(

@@ -62,14 +62,12 @@ def read_vectors(path: str | Path, vocab: Sequence[str], dim: int) -> tuple[Tens
     return vectors, found, total
 
 
-def coverage(found: Tensor, train_ids: Tensor, path: str | Path, in_file: int) -> dict:
+def coverage(found: Tensor, train_ids: Tensor) -> dict:
     """How much of the vocabulary (special tokens aside) and of the training tokens have vectors."""
     found = found.to(train_ids.device)
     tokens = train_ids[train_ids > 0]
-    words = found[2:]  # <PAD>, <UNK> are never in a vector file
+    words = found[2:]  # <PAD>, <UNK> never get a vector
     return {
-        "path": str(path),
-        "vectors_in_file": in_file,
         "vocabulary_covered": int(words.sum()),
         "vocabulary_size": int(words.numel()),
         "vocabulary_coverage": round(float(words.float().mean()), 4) if words.numel() else 0.0,

@@ -91,6 +91,11 @@ LINEAR_AG_NEWS = {  # 3 epochs at 1.5x lr: ~30 s instead of ~46 s on all titles 
         "train.lr=0.006",
     ]
 }
+PPMI = "lever: in-domain PPMI vectors from the training texts (model.embedding_init=ppmi)"
+PPMI_LINEAR = {  # the two levers together
+    f"{PPMI}, with the linear decay above": ["model.embedding_init=ppmi", *overrides]
+    for overrides in LINEAR_AG_NEWS.values()
+}
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
     "titles-all": {
         "ablation: without the RNN + attention path (model.deep=false)": ["model.deep=false"],
@@ -100,12 +105,23 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
             "train.stop_on=network"
         ],
         LINEAR.format(4, ""): ["train.schedule=linear", "train.epochs=4"],
+        PPMI: ["model.embedding_init=ppmi"],
     },
-    "titles-2000+descriptions": LINEAR_AG_NEWS,
-    "titles-7000+descriptions": LINEAR_AG_NEWS,
+    "titles-2000+descriptions": {
+        **LINEAR_AG_NEWS,
+        PPMI: ["model.embedding_init=ppmi"],
+        **PPMI_LINEAR,
+    },
+    "titles-7000+descriptions": {
+        **LINEAR_AG_NEWS,
+        PPMI: ["model.embedding_init=ppmi"],
+        **PPMI_LINEAR,
+    },
     "titles-all+descriptions": {
         **MIX_ABLATIONS,
         **LINEAR_AG_NEWS,
+        PPMI: ["model.embedding_init=ppmi"],
+        **PPMI_LINEAR,
         "ablation: default.yaml's n-gram paths (wide path on, 262,144 buckets, alpha 1)": [
             "model.wide_ngrams=2",
             "model.wide_buckets=262144",
@@ -116,6 +132,7 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
     "title+description-tuned": {  # with default.yaml's n-grams: title+description
         **MIX_ABLATIONS,
         LINEAR.format(3, ""): ["train.schedule=linear", "train.epochs=3"],
+        PPMI: ["model.embedding_init=ppmi"],
     },
 }
 

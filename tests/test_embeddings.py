@@ -119,19 +119,21 @@ def test_frozen_vectors_train_predict_and_evaluate(tmp_path: Path) -> None:
     assert evaluate_run(run_dir, data)["overall"]["num_samples"] == 160
 
 
+@pytest.mark.parametrize("init", ["normal", "ppmi"])
 def test_fine_tuned_vectors_move_and_resume_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, init: str
 ) -> None:
     data = write_topic_csv(tmp_path / "news.csv", per_class=40)
-    vectors = write_vectors(tmp_path / "v.txt", WORDS)
-    whole = train(_config(data, vectors), "smoke", tmp_path / "whole").run_dir
+    vectors = write_vectors(tmp_path / "v.txt", WORDS[:20] if init == "ppmi" else WORDS)
+    cfg = _config(data, vectors, f"model.embedding_init={init}")
+    whole = train(cfg, "smoke", tmp_path / "whole").run_dir
     weights = RunFolder.load(whole)
     row = weights.state_dict["embedding.weight"][weights.tokenizer.index["tennis"]]
     assert not torch.allclose(row, file_vectors(vectors)["tennis"], atol=1e-3)  # fine-tuned
 
     with monkeypatch.context() as patch, pytest.raises(Interrupted):
         patch.setattr(Trainer, "_should_stop", lambda self: self.epoch == 1 and self.step == 2)
-        train(_config(data, vectors), "smoke", tmp_path / "cut")
+        train(cfg, "smoke", tmp_path / "cut")
     (staging,) = (tmp_path / "cut").glob(".*.incomplete")
     resumed = resume(staging).run_dir
     assert (resumed / "model.safetensors").read_bytes() == (
@@ -144,11 +146,12 @@ def test_torchrun_with_pretrained_vectors(tmp_path: Path) -> None:
     vectors = write_vectors(tmp_path / "v.txt", WORDS)
     result = torchrun(
         tmp_path, f"data.path={data}", f"model.pretrained_embeddings={vectors}",
-        "model.freeze_embeddings=true", "train.epochs=2", "train.num_threads=1",
-        "train.batch_size=16",
+        "model.freeze_embeddings=true", "model.embedding_init=ppmi", "train.epochs=2",
+        "train.num_threads=1", "train.batch_size=16",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("pretrained embeddings") == 1  # rank 0 reports it
+    assert result.stdout.count("ppmi embeddings from the training texts") == 1
     (run,) = [p for p in (tmp_path / "out").iterdir() if p.name != "latest"]
     report = json.loads((run / "data_report.json").read_text())["pretrained_embeddings"]
     assert report["vocabulary_covered"] == len(WORDS)

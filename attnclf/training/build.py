@@ -7,7 +7,8 @@ trains or writes files; `attnclf.training.train` runs and publishes what this bu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from attnclf.batching import TextDataset, make_loader
 from attnclf.config import Config
+from attnclf.corpus_vectors import ppmi_vectors
 from attnclf.data.download import ensure_data
 from attnclf.data.prepare import Splits, prepare
 from attnclf.embeddings import coverage, read_vectors
@@ -57,7 +59,7 @@ class Pipeline:
     test_loader: DataLoader
     model: AttentionClassifier
     trainer: Trainer
-    embedding_coverage: dict | None = None  # with `model.pretrained_embeddings`
+    embedding_reports: dict[str, dict] = field(default_factory=dict)  # where vectors came from
 
 
 def encode(frame: pd.DataFrame, encoders: Encoders, cfg: Config) -> TextDataset:
@@ -84,6 +86,33 @@ def process_device(cfg: Config, ctx: DistContext) -> torch.device:
         torch.set_num_threads(cfg.train.num_threads)
     set_seed(cfg.train.seed)
     return device
+
+
+def initial_embeddings(
+    model: AttentionClassifier, cfg: Config, tokenizer: Tokenizer, train_ids: torch.Tensor
+) -> dict[str, dict]:
+    """Start the embeddings from PPMI vectors and/or a vector file, as the config asks; a report
+    on each (coverage, where from) for the run folder."""
+    m, reports = cfg.model, {}
+    if m.embedding_init == "ppmi":
+        start = time.perf_counter()
+        norm = m.embedding_init_std * m.embedding_dim**0.5  # the random start's expected length
+        vectors, found = ppmi_vectors(
+            train_ids, len(tokenizer), m.embedding_dim, norm, cfg.train.seed
+        )
+        model.load_embeddings(vectors, found)
+        seconds = round(time.perf_counter() - start, 2)
+        reports["ppmi_embeddings"] = {**coverage(found, train_ids), "seconds": seconds}
+    if m.pretrained_embeddings is not None:
+        path = m.pretrained_embeddings
+        vectors, found, in_file = read_vectors(path, tokenizer.vocab, m.embedding_dim)
+        model.load_embeddings(vectors, found)
+        reports["pretrained_embeddings"] = {
+            "path": str(path),
+            "vectors_in_file": in_file,
+            **coverage(found, train_ids),
+        }
+    return reports
 
 
 def build(
@@ -124,14 +153,7 @@ def build(
     )
     num_classes = len(encoders.labels)
     model = AttentionClassifier(len(encoders.tokenizer), num_classes, cfg.model).to(device)
-    covered = None
-    if cfg.model.pretrained_embeddings is not None:
-        path = cfg.model.pretrained_embeddings
-        vectors, found, in_file = read_vectors(
-            path, encoders.tokenizer.vocab, cfg.model.embedding_dim
-        )
-        model.load_embeddings(vectors, found)
-        covered = coverage(found, train_data.ids, path, in_file)
+    reports = initial_embeddings(model, cfg, encoders.tokenizer, train_data.ids)
     if model.naive_bayes is not None:  # closed form, same on every rank: each holds all of train
         model.fit_naive_bayes(train_data.ids, train_data.lengths, train_data.labels)
     weights = class_weights(cfg, train_data.labels, num_classes)
@@ -150,5 +172,5 @@ def build(
         test_loader,
         model,
         trainer,
-        covered,
+        reports,
     )

@@ -72,8 +72,7 @@ def _run(cfg: Config, ctx: DistContext, folder: RunFolder | None, resuming: bool
             if writer is None:
                 return TrainResult(None, metrics, history)
             report = data_report(run.splits, cfg.tokenizer.max_seq_len)
-            if run.embedding_coverage is not None:
-                report["pretrained_embeddings"] = run.embedding_coverage
+            report.update(run.embedding_reports)
             writer.write_results(run.model.state_dict(), metrics, history, report)
             return TrainResult(writer.publish(), metrics, history)
     except BaseException:
@@ -103,10 +102,10 @@ def _announce(run: Pipeline, resuming: bool) -> None:
         f"train, {len(run.val_data)} val, {len(run.test_data)} test texts, "
         f"{len(run.encoders.tokenizer)} tokens, {params:,} parameters{resumed}"
     )
-    if run.embedding_coverage is not None:
-        c = run.embedding_coverage
+    for source, c in run.embedding_reports.items():
+        origin = c["path"] if "path" in c else f"from the training texts in {c['seconds']:.1f} s"
         t.logger.message(
-            f"pretrained embeddings {c['path']}: {c['vocabulary_covered']} of "
+            f"{source.replace('_', ' ')} {origin}: {c['vocabulary_covered']} of "
             f"{c['vocabulary_size']} words ({c['vocabulary_coverage']:.1%}), "
             f"{c['train_token_coverage']:.1%} of training tokens"
         )
