@@ -3,7 +3,8 @@
 Levy, Goldberg & Dagan (2015), "Improving distributional similarity with lessons learned from
 word embeddings": positive pointwise mutual information of word-context counts within a window,
 with context counts smoothed by 0.75 as word2vec does, factored by SVD with the singular values'
-square roots (eigenvalue weighting 0.5). Seconds on 100k texts, no vector file, no download.
+square roots (eigenvalue weighting 0.5). About 4 s for 42,000 texts on 2 CPU cores; no vector
+file, no download.
 """
 
 from __future__ import annotations
@@ -25,21 +26,21 @@ SMOOTHING = 0.75  # context counts raised to this power before they become proba
 
 def cooccurrence(ids: Tensor, vocab_size: int, window: int = WINDOW) -> sp.csr_matrix:
     """Symmetric counts [V, V] of words within `window` of each other in `ids` [N, L];
-    padding and <UNK> neither count nor are counted."""
+    padding and <UNK> neither count nor are counted. One distance at a time: memory stays at
+    one [N, L] slice of pairs, not all of them."""
     import scipy.sparse as sp
 
     ids = ids.cpu().numpy()
     valid = ids > UNK_ID
-    rows, cols = [], []
+    shape = (vocab_size, vocab_size)
+    counts = sp.csr_matrix(shape, dtype=np.float32)  # float32 halves the SVD's time
     for d in range(1, min(window, ids.shape[1] - 1) + 1):
         both = valid[:, :-d] & valid[:, d:]
         left, right = ids[:, :-d][both], ids[:, d:][both]
-        rows += [left, right]
-        cols += [right, left]
-    row = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    col = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    ones = np.ones(len(row), dtype=np.float32)  # float32 halves the SVD's time
-    return sp.coo_matrix((ones, (row, col)), shape=(vocab_size, vocab_size)).tocsr()
+        pairs = sp.coo_matrix((np.ones(len(left), dtype=np.float32), (left, right)), shape)
+        pairs = pairs.tocsr()
+        counts = counts + pairs + pairs.T
+    return counts.tocsr()
 
 
 def ppmi(counts: sp.spmatrix) -> sp.csr_matrix:
