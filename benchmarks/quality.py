@@ -95,8 +95,20 @@ AG_NEWS_ABLATIONS = {  # configs/ag_news.yaml's two training choices, each undon
         "train.patience=1",
     ],
 }
+AG_NEWS_PATHS = {  # the titles-only default with ag_news.yaml's n-gram paths and PPMI start
+    "lever: ag_news.yaml's n-gram paths (no wide path, 2,097,152 buckets, alpha 0.5) and PPMI": [
+        "model.wide_ngrams=0",
+        "model.wide_buckets=2097152",
+        "model.naive_bayes_alpha=0.5",
+        "model.embedding_init=ppmi",
+    ]
+}
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
+    "titles-2000": AG_NEWS_PATHS,
+    "titles-7000": AG_NEWS_PATHS,
+    "titles-10k-file": AG_NEWS_PATHS,
     "titles-all": {
+        **AG_NEWS_PATHS,
         "ablation: without the RNN + attention path (model.deep=false)": ["model.deep=false"],
         "ablation: without the wide path (model.wide_ngrams=0)": ["model.wide_ngrams=0"],
         "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
