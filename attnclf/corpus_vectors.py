@@ -9,16 +9,12 @@ file, no download.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from attnclf.tokenizer import UNK_ID
-
-if TYPE_CHECKING:
-    import scipy.sparse as sp
 
 WINDOW = 5  # words on either side that count as a word's context
 SMOOTHING = 0.75  # context counts raised to this power before they become probabilities
@@ -28,8 +24,6 @@ def cooccurrence(ids: Tensor, vocab_size: int, window: int = WINDOW) -> sp.csr_m
     """Symmetric counts [V, V] of words within `window` of each other in `ids` [N, L];
     padding and <UNK> neither count nor are counted. One distance at a time: memory stays at
     one [N, L] slice of pairs, not all of them."""
-    import scipy.sparse as sp
-
     ids = ids.cpu().numpy()
     valid = ids > UNK_ID
     shape = (vocab_size, vocab_size)
@@ -45,8 +39,6 @@ def cooccurrence(ids: Tensor, vocab_size: int, window: int = WINDOW) -> sp.csr_m
 
 def ppmi(counts: sp.spmatrix) -> sp.csr_matrix:
     """Positive PMI of a count matrix, with context counts smoothed."""
-    import scipy.sparse as sp
-
     counts = counts.tocoo()
     words = np.asarray(counts.sum(axis=1)).ravel()
     contexts = np.asarray(counts.sum(axis=0)).ravel() ** SMOOTHING
@@ -69,7 +61,8 @@ def ppmi_vectors(
     if matrix.nnz and rank > 0:
         u, s, _ = randomized_svd(matrix, rank, random_state=seed)
         vectors[:, :rank] = u * np.sqrt(s)
-    found = (matrix.getnnz(axis=1) > 0) & (np.linalg.norm(vectors, axis=1) > 0)
+    lengths = np.linalg.norm(vectors, axis=1)
+    found = (matrix.getnnz(axis=1) > 0) & (lengths > 0)
     vectors[~found] = 0.0
-    vectors[found] *= norm / np.linalg.norm(vectors[found], axis=1, keepdims=True)
+    vectors[found] *= norm / lengths[found, None]
     return torch.from_numpy(vectors).float(), torch.from_numpy(found)
