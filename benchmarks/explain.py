@@ -120,7 +120,7 @@ def markdown(report: dict) -> str:
         f"Run `{report['run']}` ({report['run_note']}), test split of `{report['data']}`: "
         f"{report['texts']:,} texts of >= {report['min_tokens']} tokens (of {report['split']:,}; "
         f"run accuracy on the split {report['accuracy']:.4f}). Probabilities are the whole "
-        "model's (RNN + attention, wide path, naive Bayes mix), on its predicted class. "
+        "model's (every path the config has, naive Bayes mix included), on its predicted class. "
         "comp@k: drop after deleting the top k tokens (higher = more faithful); suff@k: drop "
         "after keeping only them (lower = more faithful); AOPC: mean over k = 1..3; top = LOO: "
         "the method's top token is the leave-one-out top token.",

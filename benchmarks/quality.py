@@ -95,42 +95,43 @@ AG_NEWS_ABLATIONS = {  # configs/ag_news.yaml's two training choices, each undon
         "train.patience=1",
     ],
 }
-AG_NEWS_PATHS = {  # the titles-only default with ag_news.yaml's n-gram paths and PPMI start
-    "lever: ag_news.yaml's n-gram paths (no wide path, 2,097,152 buckets, alpha 0.5) and PPMI": [
-        "model.wide_ngrams=0",
-        "model.wide_buckets=2097152",
-        "model.naive_bayes_alpha=0.5",
-        "model.embedding_init=ppmi",
+PREVIOUS_DEFAULT = {  # default.yaml before it took ag_news.yaml's n-gram paths and PPMI start
+    "ablation: the previous default (wide path on, 262,144 buckets, alpha 1, random start)": [
+        "model.wide_ngrams=2",
+        "model.wide_buckets=262144",
+        "model.naive_bayes_alpha=1.0",
+        "model.embedding_init=normal",
+        "train.wide_lr=0.04",
     ]
 }
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
-    "titles-2000": AG_NEWS_PATHS,
-    "titles-7000": AG_NEWS_PATHS,
-    "titles-10k-file": AG_NEWS_PATHS,
+    "titles-2000": PREVIOUS_DEFAULT,
+    "titles-7000": PREVIOUS_DEFAULT,
+    "titles-10k-file": PREVIOUS_DEFAULT,
     "titles-all": {
-        **AG_NEWS_PATHS,
-        "ablation: without the RNN + attention path (model.deep=false)": ["model.deep=false"],
-        "ablation: without the wide path (model.wide_ngrams=0)": ["model.wide_ngrams=0"],
-        "ablation: without naive Bayes (model.naive_bayes=0)": ["model.naive_bayes=0"],
-        "lever: early stopping on the network's loss (train.stop_on=network)": [
-            "train.stop_on=network"
+        **MIX_ABLATIONS,
+        "ablation: without the PPMI start (model.embedding_init=normal)": [
+            "model.embedding_init=normal"
         ],
-        LINEAR.format(4): ["train.schedule=linear", "train.epochs=4"],
-        PPMI: ["model.embedding_init=ppmi"],
+        **PREVIOUS_DEFAULT,
+        "lever: a wide path beside naive Bayes (model.wide_ngrams=2)": [
+            "model.wide_ngrams=2",
+            "train.wide_lr=0.04",
+        ],
     },
     "titles-2000+descriptions": AG_NEWS_ABLATIONS,
     "titles-7000+descriptions": AG_NEWS_ABLATIONS,
     "titles-all+descriptions": {
         **MIX_ABLATIONS,
         **AG_NEWS_ABLATIONS,
-        "ablation: default.yaml's n-gram paths (wide path on, 262,144 buckets, alpha 1)": [
+        "ablation: the previous default's n-gram paths (wide path on, 262,144 buckets, alpha 1)": [
             "model.wide_ngrams=2",
             "model.wide_buckets=262144",
             "model.naive_bayes_alpha=1.0",
             "train.wide_lr=0.04",
         ],
     },
-    "title+description-tuned": {  # with default.yaml's n-grams: title+description
+    "title+description-tuned": {
         **MIX_ABLATIONS,
         LINEAR.format(3): ["train.schedule=linear", "train.epochs=3"],
         PPMI: ["model.embedding_init=ppmi"],

@@ -110,14 +110,14 @@ def test_a_damaged_onnx_model_is_one_line_and_exit_2(
 
 
 ARCHITECTURES = {
-    # wide + naive Bayes paths, packed bidirectional GRU, masked additive attention
+    # naive Bayes over 2M hashed buckets, packed bidirectional GRU, masked additive attention
     "default": ("default.yaml", []),
     # the lesson's: unpacked vanilla RNN, unmasked linear attention, pad_to 12
     "seed": ("seed.yaml", []),
-    # two stacked bidirectional LSTM layers, linear attention
-    "lstm-linear": (
+    # two stacked bidirectional LSTM layers, linear attention, the wide path
+    "lstm-linear-wide": (
         "default.yaml",
-        ["model.cell=lstm", "model.attention=linear", "model.num_layers=2"],
+        ["model.cell=lstm", "model.attention=linear", "model.num_layers=2", "model.wide_ngrams=2"],
     ),
 }
 

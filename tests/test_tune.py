@@ -65,7 +65,9 @@ def test_space_errors_name_the_key_and_what_is_valid(space, message) -> None:
 
 def test_shipped_space_parses_and_cli_reports_a_bad_space(tmp_path: Path, run_cli) -> None:
     keys = [p.key for p in load_space(ROOT / "configs" / "space.yaml").params]
-    assert {"train.lr", "train.wide_lr", "model.naive_bayes", "train.batch_size"} <= set(keys)
+    assert {"train.lr", "model.naive_bayes_alpha", "model.naive_bayes", "train.batch_size"} <= set(
+        keys
+    )
     bad = tmp_path / "space.yaml"
     bad.write_text("train.lr: {float: [1.0e-2, 1.0e-4]}\n", encoding="utf-8")
     result = run_cli("tune", "-c", SMOKE, "--space", bad, "-o", tmp_path)
