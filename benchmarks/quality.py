@@ -84,10 +84,13 @@ MIX_ABLATIONS = {  # each half of the mix alone, for configs without a wide path
 }
 LINEAR = "lever: linear LR decay to 0 (train.schedule=linear) over {} epochs"
 PPMI = "lever: in-domain PPMI vectors from the training texts (model.embedding_init=ppmi)"
-AG_NEWS_ABLATIONS = {  # configs/ag_news.yaml's two training choices, each undone
+NO_PPMI = {
     "ablation: without the PPMI start (model.embedding_init=normal)": [
         "model.embedding_init=normal"
-    ],
+    ]
+}
+AG_NEWS_ABLATIONS = {  # configs/ag_news.yaml's two training choices, each undone
+    **NO_PPMI,
     "ablation: the plateau schedule, not the linear decay (20 epochs at lr 0.004, patience 1)": [
         "train.schedule=plateau",
         "train.epochs=20",
@@ -95,13 +98,16 @@ AG_NEWS_ABLATIONS = {  # configs/ag_news.yaml's two training choices, each undon
         "train.patience=1",
     ],
 }
-PREVIOUS_DEFAULT = {  # default.yaml before it took ag_news.yaml's n-gram paths and PPMI start
+PREVIOUS_NGRAM_PATHS = [  # default.yaml's n-gram paths before it took ag_news.yaml's
+    "model.wide_ngrams=2",
+    "model.wide_buckets=262144",
+    "model.naive_bayes_alpha=1.0",
+    "train.wide_lr=0.04",
+]
+PREVIOUS_DEFAULT = {  # default.yaml before the larger naive Bayes and the PPMI start
     "ablation: the previous default (wide path on, 262,144 buckets, alpha 1, random start)": [
-        "model.wide_ngrams=2",
-        "model.wide_buckets=262144",
-        "model.naive_bayes_alpha=1.0",
+        *PREVIOUS_NGRAM_PATHS,
         "model.embedding_init=normal",
-        "train.wide_lr=0.04",
     ]
 }
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
@@ -110,9 +116,7 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
     "titles-10k-file": PREVIOUS_DEFAULT,
     "titles-all": {
         **MIX_ABLATIONS,
-        "ablation: without the PPMI start (model.embedding_init=normal)": [
-            "model.embedding_init=normal"
-        ],
+        **NO_PPMI,
         **PREVIOUS_DEFAULT,
         "lever: a wide path beside naive Bayes (model.wide_ngrams=2)": [
             "model.wide_ngrams=2",
@@ -124,12 +128,9 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
     "titles-all+descriptions": {
         **MIX_ABLATIONS,
         **AG_NEWS_ABLATIONS,
-        "ablation: the previous default's n-gram paths (wide path on, 262,144 buckets, alpha 1)": [
-            "model.wide_ngrams=2",
-            "model.wide_buckets=262144",
-            "model.naive_bayes_alpha=1.0",
-            "train.wide_lr=0.04",
-        ],
+        "ablation: the previous default's n-gram paths (wide path on, 262,144 buckets, alpha 1)": (
+            PREVIOUS_NGRAM_PATHS
+        ),
     },
     "title+description-tuned": {
         **MIX_ABLATIONS,
