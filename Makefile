@@ -11,6 +11,7 @@ SPACE ?= configs/space.yaml
 TRIALS ?= 20
 ARGS ?=
 SET := $(if $(DATA),--set data.path=$(DATA),)
+TRAIN_DATA := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 
 .PHONY: install data train evaluate predict serve export tune test test-fast lint bench bench-quality bench-explain bench-serve train-ddp clean
@@ -26,17 +27,17 @@ install: $(BIN)/attnclf ## create .venv and install attnclf with its dev tools
 data: install ## download the default dataset into data/
 	$(BIN)/attnclf data download --config $(CONFIG) $(SET)
 
-train: install ## train CONFIG (default configs/default.yaml); DATA=file.csv to use another file
+train: install ## train CONFIG (default configs/default.yaml); DATA=file.csv (.tsv, .jsonl, .parquet) to use another file
 	$(if $(DATA),,$(BIN)/attnclf data download --config $(CONFIG))
-	$(BIN)/attnclf train --config $(CONFIG) $(SET) $(ARGS)
+	$(BIN)/attnclf train --config $(CONFIG) $(TRAIN_DATA) $(ARGS)
 
 train-ddp: install ## train with torchrun on NPROC local processes
-	$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC) -m attnclf train --config $(CONFIG) $(SET) $(ARGS)
+	$(BIN)/torchrun --standalone --nproc_per_node=$(NPROC) -m attnclf train --config $(CONFIG) $(TRAIN_DATA) $(ARGS)
 
 tune: install ## tune CONFIG over SPACE (TRIALS trials) -> artifacts/tune/<config>/best.yaml
 	$(BIN)/attnclf tune --config $(CONFIG) --space $(SPACE) --trials $(TRIALS) $(SET) $(ARGS)
 
-evaluate: install ## score RUN on DATA (a labelled CSV)
+evaluate: install ## score RUN on DATA (a labelled CSV, TSV, JSON Lines or Parquet file)
 	$(BIN)/attnclf evaluate --run $(RUN) --data $(or $(DATA),data/news.csv) $(ARGS)
 
 predict: install ## label TEXT with RUN
@@ -61,8 +62,8 @@ lint: install ## ruff lint and format check
 bench: install ## speed benchmarks -> benchmarks/results/speed.{json,md}
 	$(BIN)/python benchmarks/speed.py $(if $(DATA),--data $(DATA),)
 
-bench-quality: install ## quality benchmark against linear baselines -> benchmarks/results/quality.{json,md}
-	$(BIN)/python benchmarks/quality.py --threads 1 $(if $(DATA),--pool $(DATA),)
+bench-quality: install ## quality benchmark against linear baselines, every regime (AG News, SST-2, TREC; DATA: the AG News pool; ARGS e.g. --regimes sst2,trec) -> benchmarks/results/quality.{json,md}
+	$(BIN)/python benchmarks/quality.py --threads 1 $(if $(DATA),--pool $(DATA),) $(ARGS)
 
 bench-explain: install ## explanation faithfulness (trains default on DATA, else the shared 30k file) -> benchmarks/results/explain.{json,md}
 	$(BIN)/python benchmarks/explain.py $(if $(DATA),--data $(DATA),) $(ARGS)

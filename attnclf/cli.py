@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from attnclf import __version__
 from attnclf.errors import Interrupted, UserError
+
+if TYPE_CHECKING:
+    from attnclf.prediction import TextClassifier
 
 app = typer.Typer(
     help="Train, evaluate and explain RNN + attention text classifiers.",
@@ -32,6 +36,32 @@ SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a config key: section.key=value (repeatable)."),
 ]
+
+
+TextColumnOpt = Annotated[
+    str | None,
+    typer.Option("--text-column", help="The file's text column (data.text_column)."),
+]
+LabelColumnOpt = Annotated[
+    str | None,
+    typer.Option("--label-column", help="The file's label column (data.label_column)."),
+]
+DATA_FLAGS = {  # train's data flags: the `data.` config key each one sets
+    "--data": "path",
+    "--val": "val_path",
+    "--test": "test_path",
+    "--text-column": "text_column",
+    "--label-column": "label_column",
+}
+
+
+def _data_overrides(flags: dict[str, object]) -> list[str]:
+    """train's data flags as `--set` overrides (JSON-quoted: YAML reads a name as a string); a
+    `--data` file is never downloaded, so a missing one is a "not found" error."""
+    sets = [f"data.{DATA_FLAGS[f]}={json.dumps(str(v))}" for f, v in flags.items() if v is not None]
+    if flags["--data"] is not None:
+        sets += ["data.url=null", "data.checksum=null"]
+    return sets
 
 
 class Track(str, Enum):
@@ -101,19 +131,37 @@ def train(
         typer.Option("--resume", help="Continue an interrupted run from its .incomplete folder."),
     ] = None,
     track: TrackOpt = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", "-d", help="Labelled CSV, TSV, JSON Lines or Parquet file (data.path)."
+        ),
+    ] = None,
+    val: Annotated[
+        Path | None, typer.Option("--val", help="Labelled validation file (data.val_path).")
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Labelled test file (data.test_path).")
+    ] = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
 ) -> None:
     """Train a model and write a run folder (config, tokenizer, weights, metrics, plots)."""
     from attnclf.metrics import format_metrics
     from attnclf.training import train as training
 
-    if resume is not None and overrides:
-        raise UserError("--resume continues a run with its saved config; drop the --set options")
+    flags = dict(zip(DATA_FLAGS, (data, val, test, text_column, label_column), strict=True))
+    given = ["--set"] * bool(overrides) + [f for f, v in flags.items() if v is not None]
+    if resume is not None and given:
+        raise UserError(
+            f"--resume continues a run with its saved config; drop the {', '.join(given)} options"
+        )
     tracker = _tracker(track, output_dir)
     with _exit_130("interrupted without saving a checkpoint; no run folder was published"):
         if resume is not None:
             result = training.resume(resume)
         else:
-            cfg = _load(config, overrides)
+            cfg = _load(config, [*(overrides or []), *_data_overrides(flags)])
             result = training.train(cfg, config.stem if config else "default", output_dir)
     if result.run_dir is not None:
         typer.echo(format_metrics(result.metrics))
@@ -185,20 +233,17 @@ def data_download(
 
 @data_app.command("stats")
 def data_stats(
-    path: Annotated[Path, typer.Argument(help="A labelled CSV file.")],
+    path: Annotated[Path, typer.Argument(help="A labelled CSV, TSV, JSON Lines or Parquet file.")],
     config: ConfigOpt = Path("configs/default.yaml"),
     overrides: SetOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Rows, class balance, text lengths and train/test leakage of a labelled file."""
-    import json
-
     from attnclf.data.prepare import prepare
     from attnclf.data.report import data_report, format_report
-    from attnclf.preprocess import Preprocessor
 
     cfg = _load(config, overrides)
-    splits = prepare(cfg, path, Preprocessor.from_config(cfg.preprocess))
+    splits = prepare(cfg, path)
     report = data_report(splits, cfg.tokenizer.max_seq_len)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
 
@@ -209,19 +254,24 @@ RunOpt = Annotated[Path, typer.Option("--run", "-r", help="Run folder written by
 @app.command()
 def evaluate(
     data: Annotated[
-        Path, typer.Option("--data", "-d", help="Labelled CSV (headered or AG News layout).")
+        Path,
+        typer.Option(
+            "--data", "-d", help="Labelled CSV (headered or AG News), TSV, JSON Lines or Parquet."
+        ),
     ],
     run: RunOpt = Path("artifacts/latest"),
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Also write the metrics to this JSON.")
     ] = None,
+    text_column: TextColumnOpt = None,
+    label_column: LabelColumnOpt = None,
 ) -> None:
     """Score a trained run on a labelled file, without retraining."""
     from attnclf.evaluate import evaluate_run
     from attnclf.jsonio import write_json
     from attnclf.metrics import format_metrics
 
-    metrics = evaluate_run(run, data)
+    metrics = evaluate_run(run, data, text_column, label_column)
     typer.echo(format_metrics(metrics))
     if output is not None:
         typer.echo(f"metrics written to {write_json(output, metrics)}")
@@ -256,8 +306,14 @@ def predict(
     file: Annotated[
         str | None,
         typer.Option(
-            "--file", "-f", help="Texts from a .txt (one per line), a .csv, or - for stdin."
+            "--file",
+            "-f",
+            help="Texts from a .txt (one per line), a .csv/.tsv/.jsonl/.parquet, or - for stdin.",
         ),
+    ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option("--text-column", help="The --file table's text column (default: the run's)."),
     ] = None,
     top_k: Annotated[
         int | None, typer.Option("--top-k", "-k", min=1, help="Show the K likeliest classes.")
@@ -282,13 +338,15 @@ def predict(
 
     if bool(texts) == (file is not None):
         raise UserError("give the texts to classify as arguments or with --file FILE, not both")
+    if text_column is not None and file is None:
+        raise UserError("--text-column names a --file table's column; pass --file FILE or drop it")
     predictor = load_classifier(run, backend.value)
     single = file is None and len(texts) == 1
     explained = explain or plot is not None
     if single:
         predictions = iter([predictor.predict_one(texts[0], top_k, explained)])
     else:
-        source = predictor.read(file) if file else texts
+        source = texts if file is None else _read_file(predictor, file, text_column)
         predictions = predictor.predict_iter(source, top_k, explained)
     truncated = 0
     for i, p in enumerate(predictions, start=1):
@@ -300,6 +358,13 @@ def predict(
     warning = predictor.truncation_warning(truncated)
     if warning:
         typer.echo(f"warning: {warning}", err=True)
+
+
+def _read_file(predictor: TextClassifier, file: str, text_column: str | None) -> Iterator[str]:
+    """The texts of `--file`: from `text_column` of a table when given, else as the run reads."""
+    from attnclf.data.texts import read_texts
+
+    return predictor.read(file) if text_column is None else read_texts(file, [text_column])
 
 
 def _framework_error(exc: typer.TyperException) -> str:
@@ -346,7 +411,7 @@ def export(
     ] = None,
     data: Annotated[
         Path | None,
-        typer.Option("--data", "-d", help="Check on this CSV's test split, not the run's data."),
+        typer.Option("--data", "-d", help="Check on this file's test split, not the run's data."),
     ] = None,
 ) -> None:
     """Export a run's whole model as ONNX, checked against torch on the test split."""

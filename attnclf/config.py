@@ -38,7 +38,21 @@ def _field(
 class DataConfig:
     """Where the labelled CSV lives and how to read and split it."""
 
-    path: str = _field("data/news.csv", "labelled CSV; downloaded from `data.url` when missing")
+    path: str = _field(
+        "data/news.csv",
+        "labelled data file (CSV, TSV, JSON Lines or Parquet, by extension); downloaded from "
+        "`data.url` when missing",
+    )
+    val_path: str | None = _field(
+        None,
+        "a labelled file that is the validation split (same layouts as `data.path`); the train "
+        "file is then not split for validation. `null`: split it off the train file",
+    )
+    test_path: str | None = _field(
+        None,
+        "a labelled file that is the test split (same layouts as `data.path`); the train file "
+        "is then not split for testing. `null`: split it off the train file",
+    )
     url: str | None = _field(NEWS_URL, "download source (the pinned Made-With-ML news.csv)")
     checksum: str | None = _field(
         NEWS_CHECKSUM, "`algo:hex` checksum of the download (md5, sha1, sha256, gitsha1)"
@@ -68,17 +82,38 @@ class DataConfig:
     )
 
 
+AUTO = "auto"
+
+
 @dataclass
 class PreprocessConfig:
-    """The lesson's cleaning steps, each one switchable."""
+    """The lesson's cleaning steps, each switchable; `auto` lets the data choose (on the
+    validation split, by a naive Bayes' accuracy; see `attnclf.preprocess_search`)."""
 
-    lowercase: bool = _field(True, "lowercase")
-    stopwords: bool = _field(True, "drop NLTK English stopwords")
-    remove_parentheses: bool = _field(
-        True, "drop text in parentheses (source tags such as `(Reuters)`)"
+    lowercase: bool | Literal["auto"] = _field(AUTO, "lowercase (`auto`: chosen from the data)")
+    stopwords: bool | Literal["auto"] = _field(
+        AUTO, "drop NLTK English stopwords (`auto`: chosen from the data)"
+    )
+    remove_parentheses: bool | Literal["auto"] = _field(
+        AUTO,
+        "drop text in parentheses (source tags such as `(Reuters)`; `auto`: chosen from the data)",
     )
     space_punctuation: bool = _field(True, "put spaces around punctuation")
-    remove_non_alphanumeric: bool = _field(True, "replace other characters with spaces")
+    remove_non_alphanumeric: bool | Literal["auto"] = _field(
+        AUTO,
+        "replace characters other than ASCII letters and digits (punctuation) with spaces "
+        "(`auto`: chosen from the data)",
+    )
+
+    @classmethod
+    def lesson(cls, **changes: bool) -> PreprocessConfig:
+        """The Made-With-ML lesson's cleaning (every step on), with `changes`."""
+        steps = {f.name: True for f in dataclasses.fields(cls)}
+        return cls(**{**steps, **changes})
+
+    def auto_keys(self) -> list[str]:
+        """The steps still to be chosen from the data."""
+        return [f.name for f in dataclasses.fields(self) if getattr(self, f.name) == AUTO]
 
 
 @dataclass
@@ -158,12 +193,13 @@ class ModelConfig:
     wide_buckets: int = _field(
         262_144, "hash buckets for the 2..n-grams of the wide and naive Bayes paths", 1
     )
-    naive_bayes: float = _field(
+    naive_bayes: float | Literal["auto"] = _field(
         0.0,
         "weight `w` of the naive Bayes path: a multinomial naive Bayes over each text's words "
         "and hashed word 2..n-grams, fitted in closed form on the training split and saved "
         "with the weights. The model's probabilities are `(1 - w) * network + w * naive "
-        "Bayes`; the network trains alone. 0 = off",
+        "Bayes`; the network trains alone. 0 = off; `auto`: trained with 0.4, then the weight "
+        "(0-1 in steps of 0.1) with the lowest validation loss is kept (0 drops the path)",
         0,
         1,
     )
@@ -171,6 +207,14 @@ class ModelConfig:
     naive_bayes_alpha: float = _field(1.0, "naive Bayes' additive smoothing", 0, lo_open=True)
     hidden_dim: int = _field(100, "hidden size of the classifier head", 1)
     dropout: float = _field(0.3, "dropout in the classifier head (and between RNN layers)", 0, 1)
+    temperature: float | Literal["auto"] = _field(
+        AUTO,
+        "the model's scores are divided by it before the softmax (temperature scaling, Guo et "
+        "al. 2017: calibrated probabilities, the same labels); `auto`: the one with the lowest "
+        "validation loss, chosen after training",
+        0,
+        lo_open=True,
+    )
 
 
 @dataclass
@@ -305,7 +349,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def _check_range(value: Any, meta: dict, where: str) -> None:
     """Raise if a number lies outside the field's declared range."""
-    if value is None:
+    if value is None or isinstance(value, str):
         return
     lo, hi, lo_open = meta["lo"], meta["hi"], meta["lo_open"]
     if lo is not None and (value <= lo if lo_open else value < lo):

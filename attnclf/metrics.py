@@ -46,6 +46,34 @@ def overall_metrics(cm: np.ndarray) -> dict:
     }
 
 
+def calibration_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> np.ndarray:
+    """Per bin (k/bins, (k+1)/bins] of the top probability: texts, correct ones and summed
+    confidence, [3, bins]; bins of several shards add up."""
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(labels), -1)
+    confidence = probabilities.max(axis=1) if len(labels) else np.zeros(0)
+    correct = probabilities.argmax(axis=1) == np.asarray(labels) if len(labels) else confidence
+    which = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)
+    return np.stack(
+        [
+            np.bincount(which, minlength=bins),
+            np.bincount(which, correct.astype(np.float64), minlength=bins),
+            np.bincount(which, confidence, minlength=bins),
+        ]
+    ).astype(np.float64)
+
+
+def error_from_bins(stats: np.ndarray) -> float:
+    """Expected calibration error from `calibration_bins` (summed over shards)."""
+    total = stats[0].sum()
+    return float(np.abs(stats[1] - stats[2]).sum() / total) if total else 0.0
+
+
+def calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error (Guo et al. 2017): over `bins` equal-width bins of the top
+    probability, the mean |accuracy - confidence| weighted by the share of texts in each bin."""
+    return error_from_bins(calibration_bins(probabilities, labels, bins))
+
+
 def metrics_from_confusion(cm: np.ndarray, classes: Sequence[str]) -> dict:
     """Overall (weighted and macro), per-class metrics and the confusion matrix itself."""
     cm = np.asarray(cm, dtype=np.int64)

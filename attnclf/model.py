@@ -36,6 +36,7 @@ from attnclf.layers import (
 )
 from attnclf.tokenizer import UNK_ID
 
+AUTO_NAIVE_BAYES = 0.4  # the naive Bayes weight while training when `naive_bayes: auto`
 RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
@@ -65,14 +66,14 @@ class AttentionClassifier(nn.Module):
         self.fc1 = nn.Linear(out_dim, cfg.hidden_dim)
         self.fc2 = nn.Linear(cfg.hidden_dim, num_classes)
         rows = vocab_size + cfg.wide_buckets  # words, then n-gram buckets
+        nb_weight = AUTO_NAIVE_BAYES if cfg.naive_bayes == "auto" else cfg.naive_bayes
         self.wide = WideNgrams(rows, num_classes, cfg.wide_ngrams) if cfg.wide_ngrams else None
         self.naive_bayes = (
-            NaiveBayes(
-                rows, num_classes, cfg.naive_bayes_ngrams, cfg.naive_bayes_alpha, cfg.naive_bayes
-            )
-            if cfg.naive_bayes > 0
+            NaiveBayes(rows, num_classes, cfg.naive_bayes_ngrams, cfg.naive_bayes_alpha, nb_weight)
+            if nb_weight > 0
             else None
         )
+        self.temperature = 1.0 if cfg.temperature == "auto" else cfg.temperature
         if not cfg.deep:  # its layers stay (saved weights keep their layout), never run
             wide = {id(p) for p in self.wide.parameters()}
             for p in self.parameters():
@@ -89,9 +90,10 @@ class AttentionClassifier(nn.Module):
         """The whole model's class scores [B, C] (softmax gives its probabilities), attention.
 
         With naive Bayes they are the mixture's log-probabilities; without, the network's
-        logits (log-probabilities up to a constant per row).
+        logits (log-probabilities up to a constant per row); either divided by `temperature`.
         """
-        return self._outputs(ids, lengths, with_naive_bayes=self.naive_bayes is not None)
+        scores, attention = self._outputs(ids, lengths, self.naive_bayes is not None)
+        return (scores if self.temperature == 1 else scores / self.temperature), attention
 
     def probabilities(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """The whole model's class probabilities [B, C] and the attention [B, L]."""
@@ -133,6 +135,19 @@ class AttentionClassifier(nn.Module):
         context = torch.bmm(attention.unsqueeze(1).to(out.dtype), out).squeeze(1)  # [B, H]
         z = F.relu(self.fc1(self.dropout(context)))
         return self.fc2(self.dropout(z)), attention
+
+    @torch.no_grad()
+    def parts(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The network's and naive Bayes' log-probabilities [B, C] (None without naive Bayes),
+        unmixed and at temperature 1: what calibration weighs."""
+        network = F.log_softmax(self.forward(ids, lengths)[0].float(), dim=-1)
+        if self.naive_bayes is None:
+            return network, None
+        L = ids.shape[1]
+        mask = length_mask(lengths.clamp(min=1), L, ids.device)
+        features, counts = self._ngrams(ids, mask, self.naive_bayes.order)
+        nb = self.naive_bayes(*up_to(features, counts, L, self.naive_bayes.order))
+        return network, F.log_softmax(nb.float(), dim=-1)
 
     @torch.no_grad()
     def load_embeddings(self, vectors: Tensor, found: Tensor) -> None:

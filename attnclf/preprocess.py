@@ -40,6 +40,11 @@ class Preprocessor:
     """Cleans raw text the same way at training and prediction time."""
 
     def __init__(self, cfg: PreprocessConfig, stopwords: Iterable[str] = ()) -> None:
+        if cfg.auto_keys():
+            raise ValueError(
+                f"preprocess.{cfg.auto_keys()[0]} is `auto`: choose it from the data first "
+                f"(attnclf.data.prepare.prepare(cfg, path) does)"
+            )
         self.cfg = cfg
         self.stopwords = frozenset(w.lower() for w in stopwords) if cfg.stopwords else frozenset()
 

@@ -173,10 +173,14 @@ class RunFolder:
         self, cfg: Config, preprocessor: Preprocessor, tokenizer: Tokenizer, labels: LabelEncoder
     ) -> None:
         """Write the config, stopwords, tokenizer and label encoder."""
-        write_text_atomic(self.staging / CONFIG, dump_config(cfg))
+        self.save_config(cfg)
         write_json(self.staging / STOPWORDS, sorted(preprocessor.stopwords))
         tokenizer.save(self.staging / TOKENIZER)
         labels.save(self.staging / LABELS)
+
+    def save_config(self, cfg: Config) -> None:
+        """Write the fully resolved config."""
+        write_text_atomic(self.staging / CONFIG, dump_config(cfg))
 
     @property
     def checkpoint(self) -> Path:

@@ -9,7 +9,6 @@ import pytest
 from attnclf.config import load_config
 from attnclf.data.prepare import prepare
 from attnclf.errors import UserError
-from attnclf.preprocess import Preprocessor
 
 CLASSES = {"1": "world troops", "2": "tennis goal", "3": "stocks profit", "4": "chip software"}
 
@@ -26,9 +25,9 @@ def write_ag_news(path: Path, per_class: int = 50) -> Path:
 
 
 def splits(path: Path, *overrides: str):
-    """`prepare` with the built-in preprocessing."""
+    """`prepare` with the built-in preprocessing (`auto`)."""
     cfg = load_config(None, [f"data.path={path}", *overrides])
-    return prepare(cfg, path, Preprocessor(cfg.preprocess))
+    return prepare(cfg, path)
 
 
 def test_train_rows_subsamples_the_train_split_only(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ def stopwords() -> list[str]:
 
 
 def clean(text: str, words: list[str], **switches: bool) -> str:
-    return Preprocessor(PreprocessConfig(**switches), words)(text)
+    return Preprocessor(PreprocessConfig.lesson(**switches), words)(text)
 
 
 def test_nltk_english_stopwords(stopwords: list[str]) -> None:
@@ -32,8 +32,10 @@ def test_lesson_example(stopwords: list[str]) -> None:
 
 
 def test_from_config_loads_stopwords_only_when_asked() -> None:
-    assert "the" in Preprocessor.from_config(PreprocessConfig()).stopwords
-    assert Preprocessor.from_config(PreprocessConfig(stopwords=False)).stopwords == frozenset()
+    assert "the" in Preprocessor.from_config(PreprocessConfig.lesson()).stopwords
+    assert (
+        Preprocessor.from_config(PreprocessConfig.lesson(stopwords=False)).stopwords == frozenset()
+    )
 
 
 def test_all_steps_on(stopwords: list[str]) -> None:
@@ -65,11 +67,13 @@ def test_stopwords_off(stopwords: list[str]) -> None:
     assert clean("Great week for the NYSE!", stopwords, stopwords=False) == (
         "great week for the nyse"
     )
-    assert Preprocessor(PreprocessConfig(stopwords=False), stopwords).stopwords == frozenset()
+    assert (
+        Preprocessor(PreprocessConfig.lesson(stopwords=False), stopwords).stopwords == frozenset()
+    )
 
 
 def test_without_a_stopword_list_nothing_is_dropped() -> None:
-    assert Preprocessor(PreprocessConfig())("Great week for the NYSE!") == (
+    assert Preprocessor(PreprocessConfig.lesson())("Great week for the NYSE!") == (
         "great week for the nyse"
     )
 
@@ -139,7 +143,7 @@ def test_odd_unicode_never_raises(stopwords: list[str], text: str) -> None:
 
 
 def test_batch_matches_single_calls(stopwords: list[str]) -> None:
-    pre = Preprocessor(PreprocessConfig(), stopwords)
+    pre = Preprocessor(PreprocessConfig.lesson(), stopwords)
     texts = ["Great week for the NYSE!", TEXT, ""]
     assert pre.batch(texts) == [pre(t) for t in texts]
 

@@ -40,7 +40,9 @@ SWITCHES = ["lowercase", "stopwords", "remove_parentheses", "space_punctuation"]
 SWITCHES.append("remove_non_alphanumeric")
 STOPWORDS = load_stopwords()
 PREPROCESSORS = {
-    flags: Preprocessor(PreprocessConfig(**dict(zip(SWITCHES, flags, strict=True))), STOPWORDS)
+    flags: Preprocessor(
+        PreprocessConfig.lesson(**dict(zip(SWITCHES, flags, strict=True))), STOPWORDS
+    )
     for flags in itertools.product([False, True], repeat=len(SWITCHES))
 }
 

@@ -112,7 +112,7 @@ def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 @pytest.fixture(scope="module")
 def preprocessor() -> Preprocessor:
-    return Preprocessor.from_config(PreprocessConfig())
+    return Preprocessor.from_config(PreprocessConfig.lesson())
 
 
 def test_prepare_drops_rows_emptied_by_cleaning(

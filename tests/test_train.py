@@ -56,6 +56,7 @@ def test_run_folder_is_complete_and_latest_points_at_it(trained) -> None:
         "accuracy",
         "macro_f1",
         "num_samples",
+        "ece",
     }
     assert metrics["confusion_matrix"]["labels"] == sorted(TOPICS)
     assert metrics["overall"]["num_samples"] == sum(map(sum, metrics["confusion_matrix"]["matrix"]))

@@ -46,6 +46,24 @@ def stratified_split(
     return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
 
 
+def stratified_holdout(
+    frame: pd.DataFrame, share: float, seed: int, name: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split `frame` into the rest and a stratified `share` of it (the `name` split)."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        rest, held = train_test_split(
+            frame, test_size=share, stratify=frame["label"], random_state=seed
+        )
+    except ValueError as exc:
+        raise UserError(
+            f"cannot split a {name} split off the train file ({exc}); add rows, give the "
+            f"{name} split as a file (--{name} FILE) or change data.{name}_size"
+        ) from None
+    return rest.reset_index(drop=True), held.reset_index(drop=True)
+
+
 def stratified_subsample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
     """At most `rows` rows of `frame`, class proportions preserved, chosen by `seed`."""
     from sklearn.model_selection import train_test_split

@@ -129,12 +129,11 @@ def build(
     device = process_device(cfg, ctx)
     # Each node's first process fetches what is missing (data, stopwords); the others wait.
     path = local_rank_zero_first(ctx, lambda: ensure_data(cfg.data, progress=ctx.is_main))
-    if encoders is None:
-        preprocessor = local_rank_zero_first(ctx, lambda: Preprocessor.from_config(cfg.preprocess))
-        splits = prepare(cfg, path, preprocessor)
+    if encoders is None:  # `auto` preprocessing is chosen here (each node's rank 0 first:
+        splits = local_rank_zero_first(ctx, lambda: prepare(cfg, path))  # it may fetch NLTK)
         tok = cfg.tokenizer
         encoders = Encoders(
-            preprocessor,
+            splits.preprocessor,
             Tokenizer(tok.level, tok.num_tokens, tok.min_freq).fit(splits.train["clean"]),
             LabelEncoder().fit(splits.train["label"]),
         )

@@ -61,6 +61,15 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_sum_cpu(
+    tensor: torch.Tensor, ctx: DistContext, device: torch.device
+) -> torch.Tensor:
+    """`all_reduce_sum` of a CPU tensor, reduced on `device` (NCCL reduces only CUDA tensors)."""
+    if not ctx.enabled:
+        return tensor
+    return all_reduce_sum(tensor.to(device), ctx).cpu()
+
+
 def all_reduce_max(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Maximum of a tensor over all ranks (a no-op in a single process)."""
     if ctx.enabled:

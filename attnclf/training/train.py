@@ -12,14 +12,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from attnclf.config import Config
 from attnclf.data.report import data_report
 from attnclf.errors import Interrupted, UserError
-from attnclf.metrics import metrics_from_confusion
+from attnclf.metrics import calibration_bins, error_from_bins, metrics_from_confusion
 from attnclf.runfolder import RunFolder
 from attnclf.training.build import Encoders, Pipeline, build
+from attnclf.training.calibrate import calibrate
 from attnclf.training.device import resolve_device
-from attnclf.training.distributed import DistContext, init_from_env, shutdown
+from attnclf.training.distributed import DistContext, all_reduce_sum_cpu, init_from_env, shutdown
 from attnclf.training.loop import Trainer
 
 
@@ -68,11 +71,17 @@ def _run(cfg: Config, ctx: DistContext, folder: RunFolder | None, resuming: bool
                 e = run.encoders
                 writer.save_encoders(cfg, e.preprocessor, e.tokenizer, e.labels)
             history = _fit(run, writer, resuming)
+            calibration = calibrate(run.model, run.val_loader, cfg.model, ctx)
             metrics = _test(run)
             if writer is None:
                 return TrainResult(None, metrics, history)
             report = data_report(run.splits, cfg.tokenizer.max_seq_len)
             report.update(run.embedding_reports)
+            if run.splits.preprocess_search is not None:
+                report["preprocess_search"] = run.splits.preprocess_search
+            if calibration is not None:
+                report["calibration"] = calibration
+                writer.save_config(cfg)  # the values chosen on validation, resolved
             writer.write_results(run.model.state_dict(), metrics, history, report)
             return TrainResult(writer.publish(), metrics, history)
     except BaseException:
@@ -102,6 +111,16 @@ def _announce(run: Pipeline, resuming: bool) -> None:
         f"train, {len(run.val_data)} val, {len(run.test_data)} test texts, "
         f"{len(run.encoders.tokenizer)} tokens, {params:,} parameters{resumed}"
     )
+    search = run.splits.preprocess_search
+    if search is not None:
+        from attnclf.preprocess_search import describe
+
+        chosen = describe(run.encoders.preprocessor.cfg)
+        t.logger.message(
+            f"preprocessing chosen on {search['val_texts']} validation texts in "
+            f"{search['seconds']:.1f} s ({len(search['candidates'])} candidates, naive Bayes "
+            f"accuracy {search['chosen_val_accuracy']:.4f}): {chosen}"
+        )
     for source, c in run.embedding_reports.items():
         origin = c["path"] if "path" in c else f"from the training texts in {c['seconds']:.1f} s"
         t.logger.message(
@@ -131,7 +150,23 @@ def _fit(run: Pipeline, writer: RunFolder | None, resuming: bool) -> list[dict]:
 def _test(run: Pipeline) -> dict:
     """The model's metrics on the test split (metrics.json's layout)."""
     _, cm = run.trainer.evaluate(run.test_loader)
-    return metrics_from_confusion(cm.numpy(), run.encoders.labels.classes)
+    metrics = metrics_from_confusion(cm.numpy(), run.encoders.labels.classes)
+    metrics["overall"]["ece"] = _test_calibration_error(run)
+    return metrics
+
+
+@torch.no_grad()
+def _test_calibration_error(run: Pipeline) -> float:
+    """Expected calibration error (15 bins) of the model's test probabilities, all ranks."""
+    run.model.eval()
+    stats = sum(
+        calibration_bins(
+            run.model.probabilities(b.ids.to(run.device), b.lengths)[0].cpu().numpy(),
+            b.labels.cpu().numpy(),
+        )
+        for b in run.test_loader
+    )
+    return error_from_bins(all_reduce_sum_cpu(torch.as_tensor(stats), run.ctx, run.device).numpy())
 
 
 @contextlib.contextmanager
