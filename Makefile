@@ -7,7 +7,7 @@ DATA ?=
 RUN ?= artifacts/latest
 TEXT ?= The final tennis tournament starts next week.
 NPROC ?= 2
-SPACE ?= configs/space.yaml
+SPACE ?= configs/spaces/default.yaml
 TRIALS ?= 20
 ARGS ?=
 SET := $(if $(DATA),--set data.path=$(DATA),)

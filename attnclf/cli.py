@@ -175,7 +175,7 @@ def tune(
     config: ConfigOpt = Path("configs/default.yaml"),
     space: Annotated[
         Path, typer.Option("--space", help="Search space YAML: dotted config keys to ranges.")
-    ] = Path("configs/space.yaml"),
+    ] = Path("configs/spaces/default.yaml"),
     overrides: SetOpt = None,
     trials: Annotated[
         int, typer.Option("--trials", "-n", min=1, help="Finished trials the study should have.")

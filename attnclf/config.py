@@ -467,13 +467,30 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return merged
 
 
+# Files that moved, by their old place: loading the old path names the new one.
+MOVED = {
+    "configs/seed.yaml": "configs/lesson.yaml",
+    "configs/smoke.yaml": "tests/smoke.yaml",
+    "configs/space.yaml": "configs/spaces/default.yaml",
+}
+
+EXTENDS = "extends"
+
+
+def _moved_hint(p: Path) -> str:
+    """`; configs/x.yaml moved to ...: use ...` when `p` is where a shipped file used to be."""
+    old = f"{p.parent.name}/{p.name}"
+    if old not in MOVED:
+        return ""
+    return f"; {old} moved to {MOVED[old]}: use {p.parent.parent / MOVED[old]}"
+
+
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file safely, turning I/O and syntax problems into `UserError`."""
     p = Path(path)
     if not p.is_file():
-        raise UserError(
-            f"config file not found: {p}; pass --config with a YAML file, e.g. configs/default.yaml"
-        )
+        hint = _moved_hint(p) or "; pass --config with a YAML file, e.g. configs/default.yaml"
+        raise UserError(f"config file not found: {p}{hint}")
     try:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
@@ -484,14 +501,58 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"YAML syntax error in {p}{at}; fix the file and retry") from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (or the defaults when `path` is None) and apply `--set` overrides."""
-    raw = read_yaml(path) if path is not None else {}
-    if raw is not None and not isinstance(raw, dict):
+def merge_configs(base: dict, overlay: dict) -> dict:
+    """`overlay` over `base`, section by section and key by key: the overlay's keys win, and a
+    section the overlay leaves empty (`preprocess:` with nothing under it) keeps the base's."""
+    merged = {s: dict(v) if isinstance(v, dict) else v for s, v in base.items()}
+    for section, values in overlay.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(values)
+        elif values is not None or section not in merged:
+            merged[section] = dict(values) if isinstance(values, dict) else values
+    return merged
+
+
+def read_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The raw mapping of a config file with its `extends:` chain resolved: `extends: other.yaml`
+    (a path relative to the file) is read first and this file's keys are laid over it."""
+    p = Path(path)
+    raw = read_yaml(p)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config {p} must be a YAML mapping with sections such as data: and train:")
+    if EXTENDS not in raw:
+        return raw
+    raw = dict(raw)
+    parent = raw.pop(EXTENDS)
+    if not isinstance(parent, str) or not parent.strip():
         raise UserError(
-            f"config {path} must be a YAML mapping with sections such as data: and train:"
+            f"{EXTENDS} in {p} must be the path of a config file (relative to {p.parent}), "
+            f"got {parent!r}; fix it in {p}"
         )
-    return from_dict(apply_overrides(raw or {}, overrides or []))
+    chain = (*_chain, p.resolve())
+    base_path = p.parent / parent
+    if base_path.resolve() in chain:
+        loop = " -> ".join(str(c) for c in (*_chain, p, base_path))
+        first = _chain[0] if _chain else p
+        raise UserError(
+            f"the `{EXTENDS}:` chain of config {first} is a cycle ({loop}); remove the "
+            f"`{EXTENDS}:` line of {p} (or another in the loop)"
+        )
+    if not base_path.is_file():
+        raise UserError(
+            f"config {p} extends {parent}, but {base_path} is not a file{_moved_hint(base_path)}; "
+            f"fix `{EXTENDS}:` in {p} (a path relative to {p.parent})"
+        )
+    return merge_configs(read_config_file(base_path, chain), raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when `path` is None), resolving its `extends:` chain,
+    and apply `--set` overrides."""
+    raw = read_config_file(path) if path is not None else {}
+    return from_dict(apply_overrides(raw, overrides or []))
 
 
 def dump_config(cfg: Config) -> str:

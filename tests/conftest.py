@@ -83,7 +83,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("run")
     data = write_news_csv(tmp / "news.csv")
     overrides = [f"data.path={data}", "train.epochs=2", "train.num_threads=1"]
-    cfg = load_config(ROOT / "configs" / "smoke.yaml", overrides)
+    cfg = load_config(ROOT / "tests" / "smoke.yaml", overrides)
     return train(cfg, "smoke", tmp / "artifacts").run_dir
 
 

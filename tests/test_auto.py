@@ -17,7 +17,7 @@ from attnclf.predict import Predictor
 from attnclf.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
+SMOKE = ROOT / "tests" / "smoke.yaml"
 AUTO_STEPS = ("lowercase", "stopwords", "remove_parentheses", "remove_non_alphanumeric")
 CONTENT = [
     "capital",

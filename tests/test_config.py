@@ -224,18 +224,29 @@ def test_non_utf8_config_file(tmp_path: Path) -> None:
         load_config(path)
 
 
-@pytest.mark.parametrize("name", ["default", "ag_news", "ag_news_description", "seed", "smoke"])
+SHIPPED = {
+    "default": ROOT / "configs" / "default.yaml",
+    "ag_news": ROOT / "configs" / "ag_news.yaml",
+    "ag_news_description": ROOT / "configs" / "ag_news_description.yaml",
+    "lesson": ROOT / "configs" / "lesson.yaml",
+    "smoke": ROOT / "tests" / "smoke.yaml",
+}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_configs_validate(name: str) -> None:
-    path = ROOT / "configs" / f"{name}.yaml"
+    path = SHIPPED[name]
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     cfg = load_config(path)
     for section, values in raw.items():
+        if section == "extends":
+            continue
         for key, value in values.items():
             assert getattr(getattr(cfg, section), key) == value, f"{section}.{key}"
 
 
-def test_seed_config_is_the_lesson_recipe() -> None:
-    cfg = load_config(ROOT / "configs" / "seed.yaml")
+def test_lesson_config_is_the_lesson_recipe() -> None:
+    cfg = load_config(ROOT / "configs" / "lesson.yaml")
     assert cfg.model.cell == "rnn"
     assert cfg.model.attention == "linear"
     assert cfg.tokenizer.num_tokens == 5000
@@ -243,9 +254,143 @@ def test_seed_config_is_the_lesson_recipe() -> None:
     assert (cfg.data.train_size, cfg.data.val_size, cfg.data.test_size) == (0.7, 0.15, 0.15)
 
 
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("configs/seed.yaml", "configs/lesson.yaml"),
+        ("configs/space.yaml", "configs/spaces/default.yaml"),
+        ("configs/smoke.yaml", "tests/smoke.yaml"),
+    ],
+)
+def test_a_moved_config_names_its_new_place(tmp_path: Path, old: str, new: str) -> None:
+    with pytest.raises(UserError) as err:
+        load_config(tmp_path / old)
+    message = str(err.value)
+    assert "\n" not in message and "config file not found" in message
+    assert f"moved to {new}: use {tmp_path / new}" in message
+
+
+# What each shipped AG News config resolved to when it still wrote out default.yaml's keys:
+# default.yaml with these overrides. The overlays must keep resolving to exactly this.
+AG_NEWS_SETS = [
+    "data.path=data/ag_news_train.csv",
+    "data.url=null",
+    "preprocess.remove_parentheses=false",
+    "model.naive_bayes=0.4",
+]
+OVERLAYS = {
+    "ag_news": [
+        *AG_NEWS_SETS,
+        "data.augment_with_description=true",
+        "tokenizer.max_seq_len=32",
+        "model.rnn_hidden_dim=64",
+        "train.epochs=3",
+        "train.schedule=linear",
+        "train.batch_size=256",
+        "train.lr=0.006",
+    ],
+    "ag_news_description": [
+        *AG_NEWS_SETS,
+        "data.use_description=true",
+        "model.embedding_init=normal",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_ag_news_overlays_resolve_to_their_old_values(name: str) -> None:
+    cfg = load_config(SHIPPED[name])
+    assert cfg == load_config(SHIPPED["default"], OVERLAYS[name])
+    assert "extends" in yaml.safe_load(SHIPPED[name].read_text(encoding="utf-8"))
+    # the values the file wrote out before it became an overlay (default.yaml's, at the time)
+    m, t = cfg.model, cfg.train
+    assert (m.embedding_dim, m.embedding_init_std, m.embedding_dropout, m.word_dropout) == (
+        100,
+        0.1,
+        0.5,
+        0.25,
+    )
+    assert (m.cell, m.bidirectional, m.attention, m.attention_dim) == ("gru", True, "additive", 64)
+    assert (m.wide_ngrams, m.wide_buckets, m.naive_bayes, m.naive_bayes_alpha) == (
+        0,
+        2_097_152,
+        0.4,
+        0.5,
+    )
+    assert (m.hidden_dim, m.dropout, m.temperature) == (100, 0.5, "auto")
+    assert (t.label_smoothing, t.patience, t.lr_patience) == (0.1, 3, 1)
+    assert cfg.preprocess.remove_parentheses is False and cfg.tokenizer.level == "word"
+    assert (cfg.data.path, cfg.data.url) == ("data/ag_news_train.csv", None)
+
+
+def test_extends_chain_merges_key_by_key(tmp_path: Path) -> None:
+    write(tmp_path, "model:\n  cell: lstm\n  dropout: 0.2\ntrain:\n  epochs: 7\n", "base.yaml")
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "extends: ../base.yaml\nmodel:\n  dropout: 0.4\n", "sub/mid.yaml")
+    top = write(tmp_path, "extends: mid.yaml\ntrain:\n  lr: 0.01\npreprocess:\n", "sub/top.yaml")
+    cfg = load_config(top, ["train.epochs=2"])
+    assert (cfg.model.cell, cfg.model.dropout) == ("lstm", 0.4)  # the overlay wins, key by key
+    assert (cfg.train.epochs, cfg.train.lr) == (2, 0.01)  # and --set wins over both
+    assert cfg.preprocess == Config().preprocess  # an empty section keeps the base's
+    text = dump_config(cfg)
+    assert "extends" not in text and from_dict(yaml.safe_load(text)) == cfg
+
+
+def test_extends_cycle_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    a = write(tmp_path, "extends: b.yaml\n", "a.yaml")
+    write(tmp_path, "extends: a.yaml\n", "b.yaml")
+    with pytest.raises(
+        UserError,
+        match=r"chain of config .*a\.yaml is a cycle .*remove the `extends:` line of .*b\.yaml",
+    ) as err:
+        load_config(a)
+    assert "\n" not in str(err.value)
+    me = write(tmp_path, "extends: me.yaml\n", "me.yaml")
+    with pytest.raises(UserError, match="is a cycle"):
+        load_config(me)
+
+
+def test_extends_a_missing_file_is_one_line_naming_both(tmp_path: Path) -> None:
+    path = write(tmp_path, "extends: nope.yaml\ntrain:\n  epochs: 2\n")
+    with pytest.raises(UserError, match=r"cfg\.yaml extends nope\.yaml, but .*nope\.yaml") as err:
+        load_config(path)
+    assert "\n" not in str(err.value) and "fix `extends:` in" in str(err.value)
+    (tmp_path / "configs").mkdir()
+    moved = write(tmp_path, "extends: seed.yaml\n", "configs/old.yaml")
+    with pytest.raises(UserError, match=r"configs/seed\.yaml moved to configs/lesson\.yaml"):
+        load_config(moved)
+
+
+@pytest.mark.parametrize("value", ["", "[a.yaml]", "3", "null"])
+def test_extends_must_be_a_path(tmp_path: Path, value: str) -> None:
+    with pytest.raises(UserError, match=r"extends in .* must be the path of a config file"):
+        load_config(write(tmp_path, f"extends: {value}\n"))
+
+
+def test_an_overlay_is_validated_like_any_config(tmp_path: Path) -> None:
+    write(tmp_path, "model:\n  cell: gru\n", "base.yaml")
+    path = write(tmp_path, "extends: base.yaml\nmodel:\n  hiden_dim: 3\n")
+    with pytest.raises(UserError, match=r"unknown key model\.hiden_dim; valid keys in model: "):
+        load_config(path)
+    path = write(tmp_path, "extends: base.yaml\nmodel:\n  dropout: 2\n")
+    with pytest.raises(UserError, match=r"model\.dropout must be <= 1"):
+        load_config(path)
+    path = write(tmp_path, "extends: base.yaml\nmodel: 5\n")
+    with pytest.raises(UserError, match="model must be a mapping"):
+        load_config(path)
+
+
+def test_a_run_folder_config_never_extends(tmp_path: Path) -> None:
+    # the run folder's config.yaml is dump_config's fully resolved config; read back, a stray
+    # `extends:` is an unknown section, not a file to follow
+    path = write(tmp_path, "extends: default.yaml\n", "config.yaml")
+    with pytest.raises(UserError, match="unknown config section 'extends'"):
+        from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
 def test_dump_config_round_trip(tmp_path: Path) -> None:
     cfg = load_config(
-        ROOT / "configs" / "seed.yaml", ["train.lr=3e-4", "data.checksum=null", "train.epochs=2"]
+        ROOT / "configs" / "lesson.yaml", ["train.lr=3e-4", "data.checksum=null", "train.epochs=2"]
     )
     text = dump_config(cfg)
     assert from_dict(yaml.safe_load(text)) == cfg

@@ -17,7 +17,7 @@ from attnclf.corpus_vectors import cooccurrence, ppmi, ppmi_vectors
 from attnclf.training.build import build
 from attnclf.training.train import train
 
-SMOKE = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+SMOKE = Path(__file__).resolve().parent / "smoke.yaml"
 
 
 def test_cooccurrence_counts_pairs_within_the_window_both_ways() -> None:

@@ -18,7 +18,7 @@ from attnclf.training.distributed import DistContext, local_rank_zero_first
 from attnclf.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
+SMOKE = ROOT / "tests" / "smoke.yaml"
 SETTINGS = ["train.epochs=2", "train.patience=5", "train.num_threads=1", "train.batch_size=16"]
 
 

@@ -21,8 +21,8 @@ from attnclf.training.loop import Trainer
 from attnclf.training.train import resume, train
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
-DIM = 32  # configs/smoke.yaml's embedding_dim
+SMOKE = ROOT / "tests" / "smoke.yaml"
+DIM = 32  # tests/smoke.yaml's embedding_dim
 WORDS = [w for words in TOPICS.values() for w in words.split()]  # all in the topic CSV
 
 

@@ -136,7 +136,7 @@ def test_smoke_run_on_the_10k_file(ag_news_10k: Path, tmp_path: Path) -> None:
     from attnclf.training.train import train
 
     overrides = [f"data.path={ag_news_10k}", "train.num_threads=1"]
-    run = train(load_config(ROOT / "configs" / "smoke.yaml", overrides), "smoke", tmp_path).run_dir
+    run = train(load_config(ROOT / "tests" / "smoke.yaml", overrides), "smoke", tmp_path).run_dir
     assert evaluate_run(run, ag_news_10k)["overall"]["accuracy"] > 0.7
     (p,) = Predictor.from_run(run).predict(["The final tennis tournament starts next week."])
     assert p.label == "Sports" and p.tokens[:3] == ["final", "tennis", "tournament"]

@@ -113,7 +113,7 @@ ARCHITECTURES = {
     # naive Bayes over 2M hashed buckets, packed bidirectional GRU, masked additive attention
     "default": ("default.yaml", []),
     # the lesson's: unpacked vanilla RNN, unmasked linear attention, pad_to 12
-    "seed": ("seed.yaml", []),
+    "lesson": ("lesson.yaml", []),
     # two stacked bidirectional LSTM layers, linear attention, the wide path
     "lstm-linear-wide": (
         "default.yaml",

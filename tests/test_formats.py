@@ -23,7 +23,7 @@ from attnclf.data.texts import read_texts
 from attnclf.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = str(ROOT / "configs" / "smoke.yaml")
+SMOKE = str(ROOT / "tests" / "smoke.yaml")
 FAST = ["--set", "train.epochs=1", "--set", "train.num_threads=1"]
 NOISE = ["week", "report", "new", "plan", "talks", "says", "first", "year"]
 

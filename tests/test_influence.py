@@ -119,7 +119,7 @@ def test_top_influence_token_beats_top_attention_on_a_real_split(
     from attnclf.training.train import train
 
     sets = [f"data.path={ag_news_10k}", "train.epochs=2", "train.num_threads=1"]
-    cfg = load_config(ROOT / "configs" / "smoke.yaml", sets)
+    cfg = load_config(ROOT / "tests" / "smoke.yaml", sets)
     predictor = Predictor.from_run(train(cfg, "smoke", tmp_path).run_dir)
     test = prepare(cfg, ag_news_10k, predictor.run.preprocessor).test
     sequences = predictor.run.tokenizer.texts_to_sequences(test["clean"])

@@ -33,7 +33,7 @@ from attnclf.training.loop import Trainer
 from attnclf.training.train import resume, train
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
+SMOKE = ROOT / "tests" / "smoke.yaml"
 BASE = ["data.url=null", "train.epochs=2", "train.num_threads=1", "train.batch_size=8"]
 EMPTY = "the text is empty after preprocessing"
 

@@ -75,7 +75,7 @@ def test_prediction_and_explanation_sections_end_to_end(speed, tmp_path: Path) -
         "--out",
         str(out),
         "--config",
-        str(ROOT / "configs" / "smoke.yaml"),
+        str(ROOT / "tests" / "smoke.yaml"),
     ]
     speed.main(args)
     report = json.loads((out / "speed.json").read_text())

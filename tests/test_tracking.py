@@ -10,7 +10,7 @@ import pytest
 from conftest import write_topic_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
+SMOKE = ROOT / "tests" / "smoke.yaml"
 
 
 def smoke_args(data: Path) -> list[str]:

@@ -19,7 +19,7 @@ from attnclf.training.loop import Trainer
 from attnclf.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
+SMOKE = ROOT / "tests" / "smoke.yaml"
 
 
 def smoke(data: Path, *extra: str):

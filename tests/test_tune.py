@@ -21,7 +21,7 @@ from attnclf.tune.space import load_space, parse_space
 from attnclf.tune.study import TrialLogger
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ROOT / "configs" / "smoke.yaml"
+SMOKE = ROOT / "tests" / "smoke.yaml"
 TINY_SPACE = {
     "train.lr": {"float": [1.0e-3, 1.0e-2], "log": True},
     "model.dropout": {"choice": [0.1, 0.3]},
@@ -64,7 +64,7 @@ def test_space_errors_name_the_key_and_what_is_valid(space, message) -> None:
 
 
 def test_shipped_space_parses_and_cli_reports_a_bad_space(tmp_path: Path, run_cli) -> None:
-    keys = [p.key for p in load_space(ROOT / "configs" / "space.yaml").params]
+    keys = [p.key for p in load_space(ROOT / "configs" / "spaces" / "default.yaml").params]
     assert {"train.lr", "model.naive_bayes_alpha", "model.naive_bayes", "train.batch_size"} <= set(
         keys
     )
