@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnclf import model as model_module
+from attnclf.model import classifier as model_module
 from attnclf.errors import UserError
 from attnclf.onnx_predict import (
     META_CLASSES,

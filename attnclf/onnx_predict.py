@@ -17,10 +17,10 @@ import numpy as np
 
 from attnclf.config import Config
 from attnclf.errors import UserError
-from attnclf.labels import LabelEncoder
+from attnclf.encoding.labels import LabelEncoder
 from attnclf.prediction import BATCH_SIZE, CHUNK_SIZE, TextClassifier
-from attnclf.preprocess import Preprocessor
-from attnclf.tokenizer import Tokenizer
+from attnclf.encoding.preprocess import Preprocessor
+from attnclf.encoding.tokenizer import Tokenizer
 
 ONNX_MODEL = "model.onnx"
 # Keys of the exported model's metadata (written by attnclf.export).

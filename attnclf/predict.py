@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attnclf.batching import TextDataset, make_loader
-from attnclf.influence import explain_batch
+from attnclf.encoding.batching import TextDataset, make_loader
+from attnclf.explain.influence import explain_batch
 from attnclf.prediction import (  # noqa: F401 (re-exported)
     BATCH_SIZE,
     CHUNK_SIZE,

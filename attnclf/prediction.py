@@ -19,9 +19,9 @@ from more_itertools import chunked
 from attnclf.config import Config
 from attnclf.data.texts import read_texts
 from attnclf.errors import UserError
-from attnclf.labels import LabelEncoder
-from attnclf.preprocess import Preprocessor
-from attnclf.tokenizer import Tokenizer
+from attnclf.encoding.labels import LabelEncoder
+from attnclf.encoding.preprocess import Preprocessor
+from attnclf.encoding.tokenizer import Tokenizer
 
 CHUNK_SIZE = 4096  # texts read, cleaned and encoded at a time (memory stays flat)
 BATCH_SIZE = 512  # texts per forward pass
@@ -41,7 +41,7 @@ class Prediction:
     attention: list[float]  # one weight per token
     truncated: bool
     error: str | None = None
-    influence: list[float] | None = None  # one per token when explained (`attnclf.influence`)
+    influence: list[float] | None = None  # one per token when explained (`attnclf.explain.influence`)
 
     def to_json(self) -> str:
         """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""

@@ -22,12 +22,12 @@ from attnclf import __version__
 from attnclf.config import Config, dump_config, from_dict, read_yaml
 from attnclf.errors import UserError
 from attnclf.jsonio import read_json, write_bytes_atomic, write_json, write_text_atomic
-from attnclf.labels import LabelEncoder
-from attnclf.preprocess import Preprocessor
-from attnclf.tokenizer import Tokenizer
+from attnclf.encoding.labels import LabelEncoder
+from attnclf.encoding.preprocess import Preprocessor
+from attnclf.encoding.tokenizer import Tokenizer
 
 if TYPE_CHECKING:
-    from attnclf.model import AttentionClassifier
+    from attnclf.model.classifier import AttentionClassifier
 
 CONFIG = "config.yaml"
 TOKENIZER = "tokenizer.json"
@@ -60,7 +60,7 @@ class LoadedRun:
 
     def build_model(self) -> AttentionClassifier:
         """The run's model with its weights loaded (strictly), in eval mode."""
-        from attnclf.model import AttentionClassifier
+        from attnclf.model.classifier import AttentionClassifier
 
         model = AttentionClassifier(len(self.tokenizer), len(self.labels), self.config.model)
         try:
@@ -92,7 +92,7 @@ class RunFolder:
                 f"run folder {path} is incomplete: missing {', '.join(missing)}; "
                 f"retrain or pick another run"
             )
-        from attnclf.model import AttentionClassifier
+        from attnclf.model.classifier import AttentionClassifier
 
         cfg = read_config(path)
         preprocessor, tokenizer, labels = read_encoders(path, cfg)
@@ -271,7 +271,7 @@ def load_weights(path: str | Path) -> dict:
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
-    from attnclf.model import AttentionClassifier
+    from attnclf.model.classifier import AttentionClassifier
 
     try:
         with safe_open(str(path), framework="pt") as fh:

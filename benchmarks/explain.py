@@ -4,7 +4,7 @@ For a trained run and its own test split (`attnclf.data.prepare.prepare` with th
 reproduces the split), each method ranks the tokens of every text of at least --min-tokens
 tokens; deleting its top k (k = 1, 2, 3) gives ERASER's comprehensiveness (higher is better),
 keeping only them its sufficiency (lower is better), both on the predicted class's probability
-(`attnclf.faithfulness`). AOPC is their mean over k = 1..3. "Top = LOO" is how often the
+(`attnclf.explain.faithfulness`). AOPC is their mean over k = 1..3. "Top = LOO" is how often the
 method's top token is the one whose deletion lowers that probability most. "<UNK>
 substitution" is a candidate definition of influence that replaces a token instead of deleting
 it. Without --run, the config is trained on --data first (--threads, the config's seed).
@@ -28,16 +28,16 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from speed import machine  # noqa: E402
 
-from attnclf.batching import TextDataset  # noqa: E402
+from attnclf.encoding.batching import TextDataset  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
 from attnclf.data.prepare import prepare  # noqa: E402
-from attnclf.faithfulness import erasure, top_k  # noqa: E402
-from attnclf.influence import explain_batch  # noqa: E402
+from attnclf.explain.faithfulness import erasure, top_k  # noqa: E402
+from attnclf.explain.influence import explain_batch  # noqa: E402
 from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
-from attnclf.layers import length_mask  # noqa: E402
-from attnclf.model import AttentionClassifier  # noqa: E402
+from attnclf.model.layers import length_mask  # noqa: E402
+from attnclf.model.classifier import AttentionClassifier  # noqa: E402
 from attnclf.predict import Predictor  # noqa: E402
-from attnclf.tokenizer import UNK_ID  # noqa: E402
+from attnclf.encoding.tokenizer import UNK_ID  # noqa: E402
 from attnclf.training.train import train  # noqa: E402
 
 DATA_30K = ROOT.parent / "shared" / "data" / "ag_news_train_30k.csv"

@@ -53,7 +53,7 @@ from attnclf.config import Config, PreprocessConfig, load_config  # noqa: E402
 from attnclf.data.prepare import Splits, prepare  # noqa: E402
 from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
 from attnclf.metrics import calibration_error, classification_metrics  # noqa: E402
-from attnclf.preprocess import Preprocessor  # noqa: E402
+from attnclf.encoding.preprocess import Preprocessor  # noqa: E402
 from attnclf.training.train import train  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from attnclf.batching import (
+from attnclf.encoding.batching import (
     Batch,
     BucketBatchSampler,
     TextDataset,

@@ -13,7 +13,7 @@ from conftest import TOPICS, write_topic_csv
 from test_embeddings import WORDS, file_vectors, write_vectors
 
 from attnclf.config import load_config
-from attnclf.corpus_vectors import cooccurrence, ppmi, ppmi_vectors
+from attnclf.model.corpus_vectors import cooccurrence, ppmi, ppmi_vectors
 from attnclf.training.build import build
 from attnclf.training.train import train
 

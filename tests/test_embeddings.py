@@ -12,7 +12,7 @@ from conftest import TOPICS, write_topic_csv
 from test_distributed import torchrun
 
 from attnclf.config import load_config
-from attnclf.embeddings import read_vectors
+from attnclf.model.embeddings import read_vectors
 from attnclf.errors import Interrupted, UserError
 from attnclf.evaluate import evaluate_run
 from attnclf.predict import Predictor

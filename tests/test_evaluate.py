@@ -66,7 +66,7 @@ def test_both_layouts_give_the_training_metrics_layout(
 def test_test_split_reproduces_the_runs_metrics(trained_run: Path, tmp_path: Path) -> None:
     """Same cleaning, tokens and model as in training: the test split scores as in metrics.json."""
     from attnclf.data.prepare import prepare
-    from attnclf.preprocess import Preprocessor
+    from attnclf.encoding.preprocess import Preprocessor
     from attnclf.runfolder import read_config
 
     cfg = read_config(trained_run)

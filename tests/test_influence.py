@@ -1,4 +1,4 @@
-"""Influence (`attnclf.influence`) and erasure faithfulness (`attnclf.faithfulness`)."""
+"""Influence (`attnclf.explain.influence`) and erasure faithfulness (`attnclf.explain.faithfulness`)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from attnclf import influence as influence_mod
-from attnclf.batching import TextDataset
+from attnclf.explain import influence as influence_mod
+from attnclf.encoding.batching import TextDataset
 from attnclf.cli import app
 from attnclf.config import load_config
 from attnclf.data.prepare import prepare
-from attnclf.faithfulness import erasure, top_k
-from attnclf.influence import compact, deletions, explain_batch
+from attnclf.explain.faithfulness import erasure, top_k
+from attnclf.explain.influence import compact, deletions, explain_batch
 from attnclf.predict import Predictor
 from attnclf.render import format_prediction, plot_prediction
 

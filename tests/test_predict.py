@@ -17,7 +17,7 @@ from attnclf.cli import app
 from attnclf.data.texts import read_texts
 from attnclf.errors import UserError
 from attnclf.predict import Prediction, Predictor
-from attnclf.tokenizer import Tokenizer
+from attnclf.encoding.tokenizer import Tokenizer
 
 TITLES = [
     "Tennis match ends in a draw",

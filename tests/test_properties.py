@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from attnclf.config import PreprocessConfig
 from attnclf.predict import EMPTY, Predictor
-from attnclf.preprocess import Preprocessor, load_stopwords
-from attnclf.tokenizer import PAD, UNK, Tokenizer
+from attnclf.encoding.preprocess import Preprocessor, load_stopwords
+from attnclf.encoding.tokenizer import PAD, UNK, Tokenizer
 
 PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ODD = (

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from attnclf.config import ModelConfig
-from attnclf.model import AttentionClassifier
+from attnclf.model.classifier import AttentionClassifier
 
 ROOT = Path(__file__).resolve().parents[1]
 

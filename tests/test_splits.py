@@ -14,7 +14,7 @@ from attnclf.data.prepare import Splits, prepare
 from attnclf.data.report import data_report, format_report
 from attnclf.data.splits import stratified_split
 from attnclf.errors import UserError
-from attnclf.preprocess import Preprocessor
+from attnclf.encoding.preprocess import Preprocessor
 
 COUNTS = {"Business": 200, "Sci/Tech": 63, "Sports": 100, "World": 41}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from attnclf.errors import UserError
-from attnclf.labels import LabelEncoder
-from attnclf.tokenizer import PAD, UNK, Tokenizer
+from attnclf.encoding.labels import LabelEncoder
+from attnclf.encoding.tokenizer import PAD, UNK, Tokenizer
 
 TEXTS = ["b a c a", "c a d", "b e a"]  # a:4, b:2, c:2, d:1, e:1
 

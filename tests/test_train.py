@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import TOPICS, write_topic_csv
 
-from attnclf.batching import TextDataset, make_loader
+from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.config import TrainConfig, load_config
 from attnclf.errors import UserError
-from attnclf.model import AttentionClassifier
+from attnclf.model.classifier import AttentionClassifier
 from attnclf.runfolder import CHECKPOINT, RunFolder
 from attnclf.training.loop import Trainer
 from attnclf.training.train import train

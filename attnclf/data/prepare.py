@@ -17,7 +17,7 @@ from attnclf.config import Config
 from attnclf.data.read import read_labelled
 from attnclf.data.splits import stratified_holdout, stratified_split, stratified_subsample
 from attnclf.errors import UserError
-from attnclf.preprocess import Preprocessor
+from attnclf.encoding.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def prepare(cfg: Config, path: str | Path, preprocessor: Preprocessor | None = N
     raw = read_splits(cfg, path)
     search = None
     if preprocessor is None:
-        from attnclf.preprocess_search import resolve_preprocessing
+        from attnclf.encoding.preprocess_search import resolve_preprocessing
 
         cfg.preprocess, search = resolve_preprocessing(cfg, raw)
         preprocessor = Preprocessor.from_config(cfg.preprocess)

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from attnclf.config import ModelConfig
-from attnclf.model import AttentionClassifier
+from attnclf.model.classifier import AttentionClassifier
 from attnclf.training.distributed import DistContext, all_reduce_sum_cpu
 
 WEIGHTS = [i / 10 for i in range(11)]

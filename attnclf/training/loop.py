@@ -19,11 +19,11 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from attnclf.batching import Batch
+from attnclf.encoding.batching import Batch
 from attnclf.config import TrainConfig
 from attnclf.errors import Interrupted
 from attnclf.metrics import overall_metrics
-from attnclf.model import AttentionClassifier
+from attnclf.model.classifier import AttentionClassifier
 from attnclf.training.device import rng_state, set_rng_state
 from attnclf.training.distributed import DistContext, all_reduce_sum, any_rank
 from attnclf.training.logger import ConsoleLogger

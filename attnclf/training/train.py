@@ -113,7 +113,7 @@ def _announce(run: Pipeline, resuming: bool) -> None:
     )
     search = run.splits.preprocess_search
     if search is not None:
-        from attnclf.preprocess_search import describe
+        from attnclf.encoding.preprocess_search import describe
 
         chosen = describe(run.encoders.preprocessor.cfg)
         t.logger.message(

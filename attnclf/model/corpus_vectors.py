@@ -14,7 +14,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from attnclf.tokenizer import UNK_ID
+from attnclf.encoding.tokenizer import UNK_ID
 
 WINDOW = 5  # words on either side that count as a word's context
 SMOOTHING = 0.75  # context counts raised to this power before they become probabilities

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnclf.config import ModelConfig
-from attnclf.layers import (
+from attnclf.model.layers import (
     ATTENTIONS,
     NaiveBayes,
     WideNgrams,
@@ -34,7 +34,7 @@ from attnclf.layers import (
     run_packed,
     up_to,
 )
-from attnclf.tokenizer import UNK_ID
+from attnclf.encoding.tokenizer import UNK_ID
 
 AUTO_NAIVE_BAYES = 0.4  # the naive Bayes weight while training when `naive_bayes: auto`
 RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}

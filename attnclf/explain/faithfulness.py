@@ -3,7 +3,7 @@
 For a text, its predicted class c and a score per token, the k top-scoring tokens are
 - comprehensive when deleting them lowers p(c) a lot: p(c | text) - p(c | text without them);
 - sufficient when keeping only them keeps p(c): p(c | text) - p(c | only them), lower is better.
-Tokens are deleted from the sequence (the text gets shorter), as `attnclf.influence` does.
+Tokens are deleted from the sequence (the text gets shorter), as `attnclf.explain.influence` does.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from attnclf.influence import compact
-from attnclf.layers import length_mask
-from attnclf.model import AttentionClassifier
+from attnclf.explain.influence import compact
+from attnclf.model.layers import length_mask
+from attnclf.model.classifier import AttentionClassifier
 
 
 def top_k(scores: Tensor, lengths: Tensor, k: int) -> Tensor:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from attnclf.config import PreprocessConfig
 from attnclf.errors import UserError
-from attnclf.preprocess import Preprocessor, load_stopwords
+from attnclf.encoding.preprocess import Preprocessor, load_stopwords
 
 if TYPE_CHECKING:
     from attnclf.config import Config
