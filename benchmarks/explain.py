@@ -16,7 +16,6 @@ it. Without --run, the config is trained on --data first (--threads, the config'
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -26,21 +25,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from speed import machine  # noqa: E402
 
 from attnclf.encoding.batching import TextDataset  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
 from attnclf.data.prepare import prepare  # noqa: E402
 from attnclf.explain.faithfulness import erasure, top_k  # noqa: E402
 from attnclf.explain.influence import explain_batch  # noqa: E402
-from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
 from attnclf.model.layers import length_mask  # noqa: E402
 from attnclf.model.classifier import AttentionClassifier  # noqa: E402
 from attnclf.predict import Predictor  # noqa: E402
 from attnclf.encoding.tokenizer import UNK_ID  # noqa: E402
 from attnclf.training.train import train  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_CONFIG,
+    SHARED_DATA,
+    add_out,
+    command_line,
+    load_average,
+    machine,
+    machine_line,
+    parser,
+    write_results,
+)
 
-DATA_30K = ROOT.parent / "shared" / "data" / "ag_news_train_30k.csv"
+DATA_30K = SHARED_DATA / "ag_news_train_30k.csv"
 KS = (1, 2, 3)
 METHODS = ("influence", "attention", "random", "<UNK> substitution")
 BATCH = 256
@@ -145,24 +153,21 @@ def markdown(report: dict) -> str:
         f"<UNK> substitution {cost['<UNK> substitution']:,.0f}.",
         "",
         f"Command: `{m['command']}`  ",
-        f"Machine: {m['date']}; {m['platform']}; Python {m['python']}; {m['cpu']} "
-        f"({m['usable_cpus']} of {m['cpu_count']} CPUs usable); torch {m['torch']} "
-        f"({m['torch_threads']} threads); load average {m['load_average_before']} before, "
-        f"{m['load_average_after']} after.",
+        f"Machine: {machine_line(m)}",
     ]
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = parser(__doc__)
     p.add_argument("--run", type=Path, help="a trained run folder (default: train --config)")
     p.add_argument("--data", type=Path, help="labelled CSV (default: the run's, else the 30k file)")
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "default.yaml")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     p.add_argument("--min-tokens", type=int, default=3, help="skip shorter texts")
     p.add_argument("--seed", type=int, default=1234, help="seed of the random order")
     p.add_argument("--threads", type=int, default=1, help="CPU threads (training and scoring)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    add_out(p)
     return p.parse_args(argv)
 
 
@@ -170,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     """Train or load the run, score every method on its test split, write explain.json/.md."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="attnclf-explain-") as tmp:
         run, note = args.run, "given"
@@ -196,10 +201,9 @@ def main(argv: list[str] | None = None) -> None:
         "accuracy": accuracy,
         "min_tokens": args.min_tokens,
         **report,
-        "machine": machine("cpu", ["python", "benchmarks/explain.py", *argv], load_before),
+        "machine": machine("cpu", command_line("explain.py", argv, "python"), load_before),
     }
-    write_json(args.out / "explain.json", report)
-    write_text_atomic(args.out / "explain.md", markdown(report) + "\n")
+    write_results(args.out, "explain", report, markdown(report) + "\n")
     print(markdown(report))
 
 

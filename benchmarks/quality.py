@@ -28,12 +28,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import functools
 import math
-import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -51,13 +47,21 @@ import torch  # noqa: E402
 
 from attnclf.config import Config, PreprocessConfig, load_config  # noqa: E402
 from attnclf.data.prepare import Splits, prepare  # noqa: E402
-from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
 from attnclf.metrics import calibration_error, classification_metrics  # noqa: E402
 from attnclf.encoding.preprocess import Preprocessor  # noqa: E402
 from attnclf.training.train import train  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_CONFIG,
+    SHARED_DATA,
+    add_out,
+    command_line,
+    load_average,
+    machine,
+    write_results,
+)
 
-SHARED = ROOT.parent / "shared" / "data"
-DEFAULT_YAML = ROOT / "configs" / "default.yaml"
+SHARED = SHARED_DATA
+DEFAULT_YAML = DEFAULT_CONFIG
 AG_NEWS_YAML = ROOT / "configs" / "ag_news.yaml"
 DESCRIPTION_YAML = ROOT / "configs" / "ag_news_description.yaml"
 POOL, TITLES_10K = "ag_news_train_30k.csv", "ag_news_titles_10k.csv"
@@ -702,7 +706,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--split-seed", type=int, default=1234, help="data.split_seed: which stratified split"
     )
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    add_out(parser)
     parser.add_argument("--only", help="comma-separated system names (or name prefixes)")
     parser.add_argument(
         "--variants", action=argparse.BooleanOptionalAction, default=True, help="ablations, levers"
@@ -711,7 +715,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per training run")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_before = load_average()
+    load_start = " ".join(f"{x:.2f}" for x in load_before)
+    command = command_line("quality.py", sys.argv[1:] if argv is None else argv, "python")
     picked = [w.strip() for w in args.regimes.split(",")] if args.regimes else None
     unknown = sorted(set(picked or ()) - REGIMES.keys())
     if unknown:
@@ -722,22 +728,16 @@ def main(argv: list[str] | None = None) -> None:
     def save(name: str, result: dict) -> None:
         """Record one regime's results so far and rewrite quality.json and quality.md."""
         results[name] = result
-        meta = {
-            "command": shlex.join(
-                ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
-            ),
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
+        record = machine("cpu", command, load_before)  # the machine record every benchmark keeps
+        meta = {  # command, platform, cpu_count, torch, date among the record's keys
+            **record,
             "threads": args.threads,
-            "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "load_start": load_start,
-            "load_end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "load_end": " ".join(f"{x:.2f}" for x in record["load_average_after"]),
             "seeds": args.seeds,
             "split_seed": args.split_seed,
         }
-        write_json(out / "quality.json", {"meta": meta, "regimes": results})
-        write_text_atomic(out / "quality.md", markdown(results, meta))
+        write_results(out, "quality", {"meta": meta, "regimes": results}, markdown(results, meta))
 
     for name, regime in REGIMES.items():
         if not picked or name in picked:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import shlex
 import signal
 import statistics
@@ -31,14 +30,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import httpx  # noqa: E402
-from speed import attnclf, child_env, machine, run_child  # noqa: E402
 
-from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_CONFIG,
+    add_data,
+    add_out,
+    attnclf,
+    check_data,
+    child_env,
+    command_line,
+    load_average,
+    machine,
+    parser,
+    run_child,
+    write_results,
+)
 
-CONFIG = ROOT / "configs" / "default.yaml"
+CONFIG = DEFAULT_CONFIG
 CONCURRENCY = (1, 8, 32)
 BATCH_TITLES = 100
 # Targets for the 2-core CPU machine (single-title requests at concurrency 32).
@@ -210,12 +220,9 @@ def markdown(report: dict) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=ROOT.parent / "shared" / "data" / "ag_news_titles_10k.csv",
-        help="labelled CSV (title,category): the titles sent, and the training data without --run",
+    p = parser(__doc__)
+    add_data(
+        p, "labelled CSV (title,category): the titles sent, and the training data without --run"
     )
     p.add_argument(
         "--run", type=Path, default=None, help="run folder to serve (default: train one)"
@@ -223,10 +230,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--backends", default="torch,onnx", help="comma-separated: torch, onnx")
     p.add_argument("--requests", type=int, default=3000, help="single-title requests per scenario")
     p.add_argument("--seconds", type=float, default=20.0, help="time cap per scenario")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    add_out(p)
     args = p.parse_args(argv)
-    if not args.data.is_file():
-        p.error(f"data file not found: {args.data} (pass --data)")
+    check_data(p, args.data)
     args.backends = args.backends.split(",")
     return args
 
@@ -235,19 +241,18 @@ def main(argv: list[str] | None = None) -> None:
     """Run every scenario for every backend; write serve.json and serve.md atomically."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="attnclf-serve-") as tmp:
         run = ensure_run(args, Path(tmp))
         if "onnx" in args.backends and not (run / "model.onnx").is_file():
             print("exporting the run to ONNX (not timed)", flush=True)
             run_child(attnclf("export", "--run", str(run), "--data", str(args.data)), Path(tmp))
         backends = [bench_backend(args, run, b, Path(tmp)) for b in args.backends]
-    info = machine("cpu", [Path(sys.executable).name, "benchmarks/serve.py", *argv], load_before)
+    info = machine("cpu", command_line("serve.py", argv), load_before)
     report = {"run": str(run), "machine": info, "backends": backends}
-    write_json(args.out / "serve.json", report)
-    write_text_atomic(args.out / "serve.md", markdown(report) + "\n")
-    print(f"wrote {args.out / 'serve.json'} and {args.out / 'serve.md'}")
-    print(shlex.join(["load average now", *map(str, os.getloadavg())]))
+    paths = write_results(args.out, "serve", report, markdown(report) + "\n")
+    print(f"wrote {paths[0]} and {paths[1]}")
+    print(shlex.join(["load average now", *map(str, load_average())]))
 
 
 if __name__ == "__main__":

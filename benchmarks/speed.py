@@ -18,13 +18,8 @@ Timings are only meaningful on a quiet machine: the load average is recorded wit
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
-import os
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,11 +35,24 @@ import torch  # noqa: E402
 from attnclf import runfolder  # noqa: E402
 from attnclf.encoding.batching import make_loader, padding_fraction  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
-from attnclf.jsonio import read_json, write_json, write_text_atomic  # noqa: E402
+from attnclf.jsonio import read_json  # noqa: E402
 from attnclf.model.classifier import AttentionClassifier  # noqa: E402
 from attnclf.training.build import Encoders, build  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_CONFIG,
+    add_data,
+    add_out,
+    attnclf,
+    check_data,
+    command_line,
+    load_average,
+    machine,
+    parser,
+    run_child,
+    write_results,
+)
 
-CONFIG = ROOT / "configs" / "default.yaml"
+CONFIG = DEFAULT_CONFIG
 SECTIONS = ("train", "predict", "explain", "startup", "backends")
 SEED = 1234
 PREDICT_TITLES = 100_000
@@ -96,47 +104,6 @@ class Bench:
             key, label = f"{self.device}_{key}", f"[{self.device}] {label}"
         self.figures[key] = Figure(label, unit, runs, note)
         print(f"  {label}: {_fmt(statistics.median(runs), unit)}  (runs: {len(runs)})", flush=True)
-
-
-@dataclass
-class ChildResult:
-    """A finished subprocess: wall time, peak resident memory and what it printed."""
-
-    seconds: float
-    max_rss_bytes: int
-    stdout: str
-
-
-def child_env() -> dict[str, str]:
-    """The environment for `python -m attnclf` children: this checkout first on the path."""
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path}
-
-
-def run_child(args: list[str], tmp: Path) -> ChildResult:
-    """Run a command to completion, with its wall time and its own peak RSS.
-
-    The RSS comes from wait4 for this child alone; RUSAGE_CHILDREN would give the largest of
-    all children waited for so far.
-    """
-    out_path, err_path = tmp / "child.out", tmp / "child.err"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=err, env=child_env(), cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        tail = err_path.read_text(errors="replace")[-2000:]
-        raise SystemExit(f"failed ({proc.returncode}): {shlex.join(args)}\n{tail}")
-    # ru_maxrss is in kilobytes on Linux, bytes on macOS.
-    scale = 1 if sys.platform == "darwin" else 1024
-    return ChildResult(seconds, usage.ru_maxrss * scale, out_path.read_text(errors="replace"))
-
-
-def attnclf(*args: str) -> list[str]:
-    """The command line of `python -m attnclf ARGS`."""
-    return [sys.executable, "-m", "attnclf", *args]
 
 
 def resample(source: Path, rows: int, seed: int, dest: Path) -> Path:
@@ -402,37 +369,7 @@ def gpu_utilisation(
     )
 
 
-# --- machine and report -----------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, where the OS tells it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine(device: str, argv: list[str], load_before: list[float]) -> dict:
-    """Where and how this invocation ran."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-        "load_average_before": load_before,
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "command": shlex.join(argv),
-    }
+# --- report ---------------------------------------------------------------------------------
 
 
 def _fmt(value: float, unit: str) -> str:
@@ -514,16 +451,11 @@ def markdown(report: dict) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command-line options."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=ROOT.parent / "shared" / "data" / "ag_news_titles_10k.csv",
-        help="labelled CSV (title,category) to resample the corpus from",
-    )
+    p = parser(__doc__)
+    add_data(p, "labelled CSV (title,category) to resample the corpus from")
     p.add_argument("--rows", type=int, default=120_000, help="rows of the resampled corpus")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure (median reported)")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    add_out(p)
     p.add_argument(
         "--only",
         default=None,
@@ -543,8 +475,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {SECTIONS}")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda needs a CUDA device, and none is available")
-    if not args.data.is_file():
-        p.error(f"data file not found: {args.data} (pass --data)")
+    check_data(p, args.data)
     return args
 
 
@@ -552,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the chosen sections and write speed.json and speed.md atomically."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     sections: dict[str, Callable[[Bench], None]] = {
         "train": bench_train,
         "predict": bench_predict,
@@ -566,13 +497,10 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.only:
             sections[name](b)
     corpus = {"rows": args.rows, "kind": "resampled", "source": str(args.data), "seed": SEED}
-    info = machine(
-        args.device, [Path(sys.executable).name, "benchmarks/speed.py", *argv], load_before
-    )
+    info = machine(args.device, command_line("speed.py", argv), load_before)
     report = merge(args.out, b, info, corpus)
-    write_json(args.out / "speed.json", report)
-    write_text_atomic(args.out / "speed.md", markdown(report) + "\n")
-    print(f"wrote {args.out / 'speed.json'} and {args.out / 'speed.md'}")
+    paths = write_results(args.out, "speed", report, markdown(report) + "\n")
+    print(f"wrote {paths[0]} and {paths[1]}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""attnclf's benchmarks: scripts (`python benchmarks/speed.py`) and the helpers they share."""
