@@ -16,9 +16,10 @@ import typer
 
 from attnclf import __version__
 from attnclf.errors import Interrupted, UserError
+from attnclf.predict import BACKENDS
 
 if TYPE_CHECKING:
-    from attnclf.prediction import TextClassifier
+    from attnclf.predict.base import TextClassifier
 
 app = typer.Typer(
     help="Train, evaluate and explain RNN + attention text classifiers.",
@@ -284,11 +285,9 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
-class Backend(str, Enum):
-    """What runs the model: torch (the run's weights) or onnx (its `attnclf export` model)."""
-
-    torch = "torch"
-    onnx = "onnx"
+# What runs the model (torch: the run's weights; onnx: its `attnclf export` model), as
+# `attnclf.predict` lists them.
+Backend = Enum("Backend", {b: b for b in BACKENDS}, type=str)
 
 
 BackendOpt = Annotated[
@@ -333,14 +332,14 @@ def predict(
     backend: BackendOpt = Backend.torch,
 ) -> None:
     """Classify texts with a trained run; --explain shows each token's influence and attention."""
-    from attnclf.prediction import load_classifier
+    from attnclf.predict import load
     from attnclf.render import format_prediction, plot_prediction
 
     if bool(texts) == (file is not None):
         raise UserError("give the texts to classify as arguments or with --file FILE, not both")
     if text_column is not None and file is None:
         raise UserError("--text-column names a --file table's column; pass --file FILE or drop it")
-    predictor = load_classifier(run, backend.value)
+    predictor = load(run, backend.value)
     single = file is None and len(texts) == 1
     explained = explain or plot is not None
     if single:

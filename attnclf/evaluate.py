@@ -11,7 +11,7 @@ import numpy as np
 from attnclf.data.read import read_labelled
 from attnclf.errors import UserError
 from attnclf.metrics import calibration_error, classification_metrics
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 
 log = logging.getLogger(__name__)
 

@@ -33,14 +33,14 @@ from torch import Tensor, nn
 
 from attnclf.model import classifier as model_module
 from attnclf.errors import UserError
-from attnclf.onnx_predict import (
+from attnclf.predict.onnx_backend import (
     META_CLASSES,
     META_MIN_LENGTH,
     META_VOCAB,
     ONNX_MODEL,
     OnnxPredictor,
 )
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 
 TOLERANCE = 1e-4  # largest difference of any probability, onnxruntime against torch
 MIN_LENGTH = 2  # the exported length axis starts at 2 (n-gram windows need it); pad to it

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from attnclf.prediction import Prediction
+from attnclf.predict.base import Prediction
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
 

@@ -31,7 +31,8 @@ except ImportError:
     raise UserError(
         "serving needs FastAPI and uvicorn; install them with pip install 'attnclf[serve]'"
     ) from None
-from attnclf.prediction import Prediction, TextClassifier, load_classifier
+from attnclf.predict import load
+from attnclf.predict.base import Prediction, TextClassifier
 from attnclf.runfolder import METRICS
 
 _SETTINGS_ENV = "ATTNCLF_SERVE_SETTINGS"  # how `--workers N` hands the settings to each worker
@@ -304,7 +305,7 @@ def app_from_env() -> FastAPI:
     settings = json.loads(os.environ[_SETTINGS_ENV])
     run, backend = Path(settings["run"]), settings["backend"]
     limits = ServeLimits(**settings["limits"])
-    return create_app(load_classifier(run, backend, limits.threads), run, backend, limits)
+    return create_app(load(run, backend, limits.threads), run, backend, limits)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -328,7 +329,7 @@ def serve(
 ) -> None:
     """Serve a run folder over HTTP until SIGTERM or Ctrl-C."""
     run, limits = Path(run), limits or ServeLimits()
-    classifier = load_classifier(run, backend, limits.threads)  # a damaged run fails here
+    classifier = load(run, backend, limits.threads)  # a damaged run fails here
     _check_port(host, port)
     options = {"host": host, "port": port, "access_log": False, "timeout_graceful_shutdown": 30}
     if workers == 1:

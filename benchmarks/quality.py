@@ -241,7 +241,7 @@ def _score(split: Splits, probabilities: np.ndarray) -> tuple[float, float, floa
 
 def run_probabilities(run_dir: Path, texts: list[str], classes: list[str]) -> np.ndarray:
     """A trained run's probabilities [N, C] for raw texts, columns in `classes` order."""
-    from attnclf.predict import Predictor
+    from attnclf.predict.torch_backend import Predictor
 
     predictions = Predictor.from_run(run_dir).predict_iter(texts)
     return np.array([[p.probabilities[c] for c in classes] for p in predictions])

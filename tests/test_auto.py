@@ -13,7 +13,7 @@ import pytest
 from attnclf.config import load_config
 from attnclf.data.prepare import prepare
 from attnclf.metrics import calibration_error
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 from attnclf.training.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from attnclf.config import load_config
 from attnclf.model.embeddings import read_vectors
 from attnclf.errors import Interrupted, UserError
 from attnclf.evaluate import evaluate_run
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 from attnclf.runfolder import RunFolder
 from attnclf.training.loop import Trainer
 from attnclf.training.train import resume, train

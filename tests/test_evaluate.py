@@ -14,7 +14,7 @@ from attnclf.cli import app
 from attnclf.data.read import AG_NEWS_CLASSES, read_labelled
 from attnclf.errors import UserError
 from attnclf.evaluate import evaluate_run
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 
 ROWS = [
     ("Minister wins the election as parliament meets", "World"),

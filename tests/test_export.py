@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from attnclf.cli import app
 from attnclf.config import load_config
 from attnclf.export import TOLERANCE, export_run
-from attnclf.onnx_predict import OnnxPredictor
-from attnclf.predict import Prediction, Predictor
+from attnclf.predict.base import Prediction
+from attnclf.predict.onnx_backend import OnnxPredictor
+from attnclf.predict.torch_backend import Predictor
 
 TITLES = [
     "Tennis match ends in a draw",

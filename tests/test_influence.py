@@ -16,7 +16,7 @@ from attnclf.config import load_config
 from attnclf.data.prepare import prepare
 from attnclf.explain.faithfulness import erasure, top_k
 from attnclf.explain.influence import compact, deletions, explain_batch
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 from attnclf.render import format_prediction, plot_prediction
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attnclf.config import PreprocessConfig
-from attnclf.predict import EMPTY, Predictor
+from attnclf.predict.base import EMPTY
+from attnclf.predict.torch_backend import Predictor
 from attnclf.encoding.preprocess import Preprocessor, load_stopwords
 from attnclf.encoding.tokenizer import PAD, UNK, Tokenizer
 

@@ -27,7 +27,7 @@ from conftest import write_news_csv
 from attnclf import jsonio
 from attnclf.config import load_config
 from attnclf.errors import UserError
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 from attnclf.runfolder import CHECKPOINT, RunFolder
 from attnclf.training.loop import Trainer
 from attnclf.training.train import resume, train

@@ -14,7 +14,7 @@ import psutil
 import pytest
 from conftest import Server, start_server
 
-from attnclf.predict import Predictor
+from attnclf.predict.torch_backend import Predictor
 
 TITLES = [
     "Tennis match ends in a draw",

@@ -1,8 +1,9 @@
 """What any backend's predictions look like, and the steps around the model that all share.
 
-Torch-free, so the onnx backend (`attnclf.onnx_predict`) deploys without torch: a backend
-supplies only `_infer` (encoded texts in, class probabilities and attention out); cleaning,
-encoding, ranking and reading inputs are done here, the same for every backend.
+Torch-free, so the onnx backend (`attnclf.predict.onnx_backend`) deploys without torch: a
+backend supplies only `_infer` (encoded texts in, class probabilities and attention out);
+cleaning, encoding, ranking and reading inputs are done here, the same for every backend.
+`attnclf.predict.load` picks and loads a backend.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from attnclf.encoding.tokenizer import Tokenizer
 CHUNK_SIZE = 4096  # texts read, cleaned and encoded at a time (memory stays flat)
 BATCH_SIZE = 512  # texts per forward pass
 EMPTY = "empty after preprocessing (only stopwords, punctuation or whitespace): nothing to classify"
-BACKENDS = ("torch", "onnx")
 
 
 @dataclass
@@ -142,24 +142,3 @@ class TextClassifier(ABC):
     ) -> tuple[np.ndarray, list[list[float]], list[list[float]] | None]:
         """Probabilities [N, C], per-token attention and influence (if `explain`), input order."""
 
-
-def load_classifier(
-    run: str | Path, backend: str = "torch", threads: int | None = None
-) -> TextClassifier:
-    """A run folder loaded for `backend`: torch (its weights) or onnx (its exported model.onnx).
-
-    `threads` caps the backend's intra-op threads (None: its default, one per core).
-    """
-    if backend == "onnx":
-        from attnclf.onnx_predict import OnnxPredictor
-
-        return OnnxPredictor.from_run(run, threads)
-    if backend != "torch":
-        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
-    from attnclf.predict import Predictor
-
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return Predictor.from_run(run)

@@ -1,8 +1,8 @@
-"""Classify raw texts with a trained run folder, with each token's attention and influence.
+"""The torch backend: classify raw texts with a trained run folder's weights, with each
+token's attention and influence.
 
 Kept light to import: torch and the run-folder modules only; pandas is imported only to read
-a CSV input. The torch backend; `attnclf.prediction` holds what every backend shares (its
-names are re-exported here).
+a CSV input. `attnclf.predict.base` holds what every backend shares.
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ import torch
 
 from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.explain.influence import explain_batch
-from attnclf.prediction import (  # noqa: F401 (re-exported)
-    BATCH_SIZE,
-    CHUNK_SIZE,
-    EMPTY,
-    Prediction,
-    TextClassifier,
-)
+from attnclf.predict.base import BATCH_SIZE, TextClassifier
 from attnclf.runfolder import LoadedRun, RunFolder
 
 

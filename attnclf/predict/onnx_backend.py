@@ -1,6 +1,6 @@
 """The onnx backend: a run's exported model (`attnclf export`) run by onnxruntime, without torch.
 
-Cleaning, encoding and ranking are `attnclf.prediction`'s, exactly as for the torch backend;
+Cleaning, encoding and ranking are `attnclf.predict.base`'s, exactly as for the torch backend;
 padding and batching are done here in numpy, in the torch backend's order (each chunk sorted
 by length, stably, and cut into batches of `BATCH_SIZE`), so even a model whose RNN runs over
 the padding (`pack_sequences: false`) sees the same batches.
@@ -18,7 +18,7 @@ import numpy as np
 from attnclf.config import Config
 from attnclf.errors import UserError
 from attnclf.encoding.labels import LabelEncoder
-from attnclf.prediction import BATCH_SIZE, CHUNK_SIZE, TextClassifier
+from attnclf.predict.base import BATCH_SIZE, CHUNK_SIZE, TextClassifier
 from attnclf.encoding.preprocess import Preprocessor
 from attnclf.encoding.tokenizer import Tokenizer
 

@@ -1,0 +1,45 @@
+"""Classify raw texts with a trained run folder: `load(run, backend)` is the way in.
+
+    from attnclf.predict import load
+
+    classifier = load("artifacts/latest")  # or backend="onnx": its exported model.onnx
+    for p in classifier.predict(["Tennis star wins the final"], top_k=2):
+        print(p.label, p.probabilities)
+
+`base` holds what every backend shares (`TextClassifier`, `Prediction`), `torch_backend` and
+`onnx_backend` the two backends. This module imports neither backend until `load` asks for
+one (so `backend="onnx"` never imports torch) and nothing heavy itself: the CLI reads
+`BACKENDS` for its `--backend` choices.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from attnclf.errors import UserError
+
+if TYPE_CHECKING:
+    from attnclf.predict.base import TextClassifier
+
+BACKENDS = ("torch", "onnx")  # what can run a model: its weights, or its `attnclf export`
+
+
+def load(run: str | Path, backend: str = "torch", threads: int | None = None) -> TextClassifier:
+    """A run folder loaded for `backend`: torch (its weights) or onnx (its exported model.onnx).
+
+    `threads` caps the backend's intra-op threads (None: its default, one per core).
+    """
+    if backend == "onnx":
+        from attnclf.predict.onnx_backend import OnnxPredictor
+
+        return OnnxPredictor.from_run(run, threads)
+    if backend != "torch":
+        raise UserError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    from attnclf.predict.torch_backend import Predictor
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    return Predictor.from_run(run)
