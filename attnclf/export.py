@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnclf.model import classifier as model_module
 from attnclf.errors import UserError
+from attnclf.model import classifier as model_module
 from attnclf.predict.onnx_backend import (
     META_CLASSES,
     META_MIN_LENGTH,

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from attnclf import __version__
 from attnclf.config import Config, dump_config, from_dict, read_yaml
-from attnclf.errors import UserError
-from attnclf.jsonio import read_json, write_bytes_atomic, write_json, write_text_atomic
 from attnclf.encoding.labels import LabelEncoder
 from attnclf.encoding.preprocess import Preprocessor
 from attnclf.encoding.tokenizer import Tokenizer
+from attnclf.errors import UserError
+from attnclf.jsonio import read_json, write_bytes_atomic, write_json, write_text_atomic
 
 if TYPE_CHECKING:
     from attnclf.model.classifier import AttentionClassifier

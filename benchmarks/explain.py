@@ -26,15 +26,15 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from attnclf.encoding.batching import TextDataset  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
 from attnclf.data.prepare import prepare  # noqa: E402
+from attnclf.encoding.batching import TextDataset  # noqa: E402
+from attnclf.encoding.tokenizer import UNK_ID  # noqa: E402
 from attnclf.explain.faithfulness import erasure, top_k  # noqa: E402
 from attnclf.explain.influence import explain_batch  # noqa: E402
-from attnclf.model.layers import length_mask  # noqa: E402
 from attnclf.model.classifier import AttentionClassifier  # noqa: E402
+from attnclf.model.layers import length_mask  # noqa: E402
 from attnclf.predict.torch_backend import Predictor  # noqa: E402
-from attnclf.encoding.tokenizer import UNK_ID  # noqa: E402
 from attnclf.training.train import train  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     DEFAULT_CONFIG,

@@ -22,12 +22,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from attnclf.encoding.batching import TextDataset, make_loader  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
+from attnclf.encoding.batching import TextDataset, make_loader  # noqa: E402
 from attnclf.jsonio import write_json, write_text_atomic  # noqa: E402
-from attnclf.model.layers import length_mask  # noqa: E402
 from attnclf.metrics import classification_metrics  # noqa: E402
 from attnclf.model.classifier import AttentionClassifier  # noqa: E402
+from attnclf.model.layers import length_mask  # noqa: E402
 from attnclf.training.build import build  # noqa: E402
 
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

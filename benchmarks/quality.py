@@ -47,8 +47,8 @@ import torch  # noqa: E402
 
 from attnclf.config import Config, PreprocessConfig, load_config  # noqa: E402
 from attnclf.data.prepare import Splits, prepare  # noqa: E402
-from attnclf.metrics import calibration_error, classification_metrics  # noqa: E402
 from attnclf.encoding.preprocess import Preprocessor  # noqa: E402
+from attnclf.metrics import calibration_error, classification_metrics  # noqa: E402
 from attnclf.training.train import train  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     DEFAULT_CONFIG,

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from attnclf import runfolder  # noqa: E402
-from attnclf.encoding.batching import make_loader, padding_fraction  # noqa: E402
 from attnclf.config import load_config  # noqa: E402
+from attnclf.encoding.batching import make_loader, padding_fraction  # noqa: E402
 from attnclf.jsonio import read_json  # noqa: E402
 from attnclf.model.classifier import AttentionClassifier  # noqa: E402
 from attnclf.training.build import Encoders, build  # noqa: E402

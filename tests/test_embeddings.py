@@ -12,9 +12,9 @@ from conftest import TOPICS, write_topic_csv
 from test_distributed import torchrun
 
 from attnclf.config import load_config
-from attnclf.model.embeddings import read_vectors
 from attnclf.errors import Interrupted, UserError
 from attnclf.evaluate import evaluate_run
+from attnclf.model.embeddings import read_vectors
 from attnclf.predict.torch_backend import Predictor
 from attnclf.runfolder import RunFolder
 from attnclf.training.loop import Trainer

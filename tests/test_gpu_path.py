@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.config import ModelConfig, TrainConfig
-from attnclf.model.layers import run_packed
+from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.model.classifier import AttentionClassifier
+from attnclf.model.layers import run_packed
 from attnclf.training.loop import Trainer
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -1,4 +1,4 @@
-"""Influence (`attnclf.explain.influence`) and erasure faithfulness (`attnclf.explain.faithfulness`)."""
+"""Token influence (`attnclf.explain.influence`) and erasure faithfulness (`.faithfulness`)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from attnclf.explain import influence as influence_mod
-from attnclf.encoding.batching import TextDataset
 from attnclf.cli import app
 from attnclf.config import load_config
 from attnclf.data.prepare import prepare
+from attnclf.encoding.batching import TextDataset
+from attnclf.explain import influence as influence_mod
 from attnclf.explain.faithfulness import erasure, top_k
 from attnclf.explain.influence import compact, deletions, explain_batch
 from attnclf.predict.torch_backend import Predictor

@@ -9,8 +9,8 @@ import torch
 
 from attnclf.config import ModelConfig, from_dict
 from attnclf.errors import UserError
-from attnclf.model.layers import hash_ngrams, rnn_flops_per_token
 from attnclf.model.classifier import AttentionClassifier
+from attnclf.model.layers import hash_ngrams, rnn_flops_per_token
 
 VOCAB, CLASSES = 50, 4
 

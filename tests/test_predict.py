@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from attnclf.cli import app
 from attnclf.data.texts import read_texts
+from attnclf.encoding.tokenizer import Tokenizer
 from attnclf.errors import UserError
 from attnclf.predict.base import Prediction
 from attnclf.predict.torch_backend import Predictor
-from attnclf.encoding.tokenizer import Tokenizer
 
 TITLES = [
     "Tennis match ends in a draw",

@@ -7,8 +7,8 @@ import nltk.corpus
 import pytest
 
 from attnclf.config import PreprocessConfig
-from attnclf.errors import UserError
 from attnclf.encoding.preprocess import Preprocessor, load_stopwords
+from attnclf.errors import UserError
 
 TEXT = "Oil Prices Hit Record (Reuters) -- U.S. Stocks Fall; Dow's <b>down</b> 2.5%!"
 

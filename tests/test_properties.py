@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attnclf.config import PreprocessConfig
-from attnclf.predict.base import EMPTY
-from attnclf.predict.torch_backend import Predictor
 from attnclf.encoding.preprocess import Preprocessor, load_stopwords
 from attnclf.encoding.tokenizer import PAD, UNK, Tokenizer
+from attnclf.predict.base import EMPTY
+from attnclf.predict.torch_backend import Predictor
 
 PROPERTY = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ODD = (

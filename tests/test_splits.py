@@ -13,8 +13,8 @@ from attnclf.config import Config, DataConfig, PreprocessConfig
 from attnclf.data.prepare import Splits, prepare
 from attnclf.data.report import data_report, format_report
 from attnclf.data.splits import stratified_split
-from attnclf.errors import UserError
 from attnclf.encoding.preprocess import Preprocessor
+from attnclf.errors import UserError
 
 COUNTS = {"Business": 200, "Sci/Tech": 63, "Sports": 100, "World": 41}
 

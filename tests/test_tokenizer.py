@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from attnclf.errors import UserError
 from attnclf.encoding.labels import LabelEncoder
 from attnclf.encoding.tokenizer import PAD, UNK, Tokenizer
+from attnclf.errors import UserError
 
 TEXTS = ["b a c a", "c a d", "b e a"]  # a:4, b:2, c:2, d:1, e:1
 

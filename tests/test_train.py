@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import TOPICS, write_topic_csv
 
-from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.config import TrainConfig, load_config
+from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.errors import UserError
 from attnclf.model.classifier import AttentionClassifier
 from attnclf.runfolder import CHECKPOINT, RunFolder

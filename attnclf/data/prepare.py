@@ -16,8 +16,8 @@ import pandas as pd
 from attnclf.config import Config
 from attnclf.data.read import read_labelled
 from attnclf.data.splits import stratified_holdout, stratified_split, stratified_subsample
-from attnclf.errors import UserError
 from attnclf.encoding.preprocess import Preprocessor
+from attnclf.errors import UserError
 
 log = logging.getLogger(__name__)
 

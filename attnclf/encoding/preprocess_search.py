@@ -15,8 +15,8 @@ import time
 from typing import TYPE_CHECKING
 
 from attnclf.config import PreprocessConfig
-from attnclf.errors import UserError
 from attnclf.encoding.preprocess import Preprocessor, load_stopwords
+from attnclf.errors import UserError
 
 if TYPE_CHECKING:
     from attnclf.config import Config

@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from attnclf.explain.influence import compact
-from attnclf.model.layers import length_mask
 from attnclf.model.classifier import AttentionClassifier
+from attnclf.model.layers import length_mask
 
 
 def top_k(scores: Tensor, lengths: Tensor, k: int) -> Tensor:

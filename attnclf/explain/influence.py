@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attnclf.model.layers import length_mask
 from attnclf.model.classifier import AttentionClassifier
+from attnclf.model.layers import length_mask
 
 MAX_ROWS = 8192  # texts + deletions per forward pass: bounds memory on long texts
 

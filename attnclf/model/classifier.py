@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnclf.config import ModelConfig
+from attnclf.encoding.tokenizer import UNK_ID
 from attnclf.model.layers import (
     ATTENTIONS,
     NaiveBayes,
@@ -34,7 +35,6 @@ from attnclf.model.layers import (
     run_packed,
     up_to,
 )
-from attnclf.encoding.tokenizer import UNK_ID
 
 AUTO_NAIVE_BAYES = 0.4  # the naive Bayes weight while training when `naive_bayes: auto`
 RNN_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}

@@ -12,17 +12,16 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from more_itertools import chunked
 
 from attnclf.config import Config
 from attnclf.data.texts import read_texts
-from attnclf.errors import UserError
 from attnclf.encoding.labels import LabelEncoder
 from attnclf.encoding.preprocess import Preprocessor
 from attnclf.encoding.tokenizer import Tokenizer
+from attnclf.errors import UserError
 
 CHUNK_SIZE = 4096  # texts read, cleaned and encoded at a time (memory stays flat)
 BATCH_SIZE = 512  # texts per forward pass
@@ -41,7 +40,7 @@ class Prediction:
     attention: list[float]  # one weight per token
     truncated: bool
     error: str | None = None
-    influence: list[float] | None = None  # one per token when explained (`attnclf.explain.influence`)
+    influence: list[float] | None = None  # one per token when explained (`attnclf.explain`)
 
     def to_json(self) -> str:
         """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""
@@ -141,4 +140,3 @@ class TextClassifier(ABC):
         self, sequences: Sequence[Sequence[int]], explain: bool = False
     ) -> tuple[np.ndarray, list[list[float]], list[list[float]] | None]:
         """Probabilities [N, C], per-token attention and influence (if `explain`), input order."""
-

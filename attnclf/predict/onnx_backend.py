@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from attnclf.config import Config
-from attnclf.errors import UserError
 from attnclf.encoding.labels import LabelEncoder
-from attnclf.predict.base import BATCH_SIZE, CHUNK_SIZE, TextClassifier
 from attnclf.encoding.preprocess import Preprocessor
 from attnclf.encoding.tokenizer import Tokenizer
+from attnclf.errors import UserError
+from attnclf.predict.base import BATCH_SIZE, CHUNK_SIZE, TextClassifier
 
 ONNX_MODEL = "model.onnx"
 # Keys of the exported model's metadata (written by attnclf.export).

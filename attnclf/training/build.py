@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.data import DataLoader
 
-from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.config import Config
-from attnclf.model.corpus_vectors import ppmi_vectors
 from attnclf.data.download import ensure_data
 from attnclf.data.prepare import Splits, prepare
-from attnclf.model.embeddings import coverage, read_vectors
+from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.encoding.labels import LabelEncoder
-from attnclf.model.classifier import AttentionClassifier
 from attnclf.encoding.preprocess import Preprocessor
 from attnclf.encoding.tokenizer import Tokenizer
+from attnclf.model.classifier import AttentionClassifier
+from attnclf.model.corpus_vectors import ppmi_vectors
+from attnclf.model.embeddings import coverage, read_vectors
 from attnclf.training.device import resolve_device, set_seed
 from attnclf.training.distributed import DistContext, local_rank_zero_first
 from attnclf.training.logger import ConsoleLogger

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from attnclf.encoding.batching import Batch
 from attnclf.config import TrainConfig
+from attnclf.encoding.batching import Batch
 from attnclf.errors import Interrupted
 from attnclf.metrics import overall_metrics
 from attnclf.model.classifier import AttentionClassifier
