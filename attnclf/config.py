@@ -88,7 +88,7 @@ AUTO = "auto"
 @dataclass
 class PreprocessConfig:
     """The lesson's cleaning steps, each switchable; `auto` lets the data choose (on the
-    validation split, by a naive Bayes' accuracy; see `attnclf.preprocess_search`)."""
+    validation split, by a naive Bayes' accuracy; see `attnclf.encoding.preprocess_search`)."""
 
     lowercase: bool | Literal["auto"] = _field(AUTO, "lowercase (`auto`: chosen from the data)")
     stopwords: bool | Literal["auto"] = _field(

@@ -133,7 +133,9 @@ def auto_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "model.temperature=auto",
         "train.num_threads=1",
     )
-    return train(cfg, "auto", tmp / "artifacts").run_dir, test
+    run = train(cfg, "auto", tmp / "artifacts").run_dir
+    assert cfg.preprocess.auto_keys() and cfg.model.temperature == "auto"  # the caller's is kept
+    return run, test
 
 
 def test_auto_choices_are_resolved_in_the_run_folder(auto_run: tuple[Path, Path]) -> None:

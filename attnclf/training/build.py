@@ -7,6 +7,7 @@ trains or writes files; `attnclf.training.train` runs and publishes what this bu
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -123,8 +124,10 @@ def build(
 ) -> Pipeline:
     """Everything a run needs before its first step; `encoders` reuses fitted ones (resume).
 
-    Seeds every generator first, so the same config gives the same run.
+    Seeds every generator first, so the same config gives the same run. `cfg` itself is left
+    as it is: the pipeline's own copy, `Pipeline.cfg`, holds the choices made from the data.
     """
+    cfg = copy.deepcopy(cfg)
     ctx = ctx or DistContext()
     device = process_device(cfg, ctx)
     # Each node's first process fetches what is missing (data, stopwords); the others wait.

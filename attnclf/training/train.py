@@ -65,6 +65,7 @@ def _run(cfg: Config, ctx: DistContext, folder: RunFolder | None, resuming: bool
         with _sigterm_as_ctrl_c():
             encoders = Encoders(*folder.read_encoders(cfg)) if resuming and folder else None
             run = build(cfg, ctx, encoders)
+            cfg = run.cfg  # with the `auto` choices made from the data
             if resuming and folder is not None:
                 _restore(run.trainer, folder)
             if writer is not None:
