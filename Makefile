@@ -14,7 +14,7 @@ SET := $(if $(DATA),--set data.path=$(DATA),)
 TRAIN_DATA := $(if $(DATA),--data $(DATA),)
 PYTEST_ARGS ?=
 QUALITY_REGIMES ?= sst2,trec,titles-2000,titles-7000,titles-all,titles-10k-file
-QUALITY_SYSTEMS ?= attnclf default,ablation: the default before,ablation: the fixed,ablation: no temperature,tfidf,naive,nbsvm,fasttext
+QUALITY_SYSTEMS ?= attnclf default,ablation: the default before,ablation: the fixed,ablation: no temperature,ablation: without the wide path,tfidf,naive,nbsvm,fasttext
 
 .PHONY: install data train evaluate predict serve export tune test test-fast lint bench bench-quality bench-explain bench-serve train-ddp docs results clean
 

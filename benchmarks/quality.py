@@ -181,17 +181,20 @@ BEFORE_AUTO = {  # default.yaml before the choices made from the data
         "preprocess.remove_non_alphanumeric=true",
         "model.naive_bayes=0.4",
         "model.temperature=1",
+        "model.wide_ngrams=0",
     ]
 }
-EACH_AUTO = {  # each choice made from the data, undone alone
+NO_WIDE = {"ablation: without the wide path (model.wide_ngrams=0)": ["model.wide_ngrams=0"]}
+EACH_AUTO = {  # each choice made from the data, undone alone; and the wide path
     **BEFORE_AUTO,
+    **NO_WIDE,
     "ablation: the fixed naive Bayes weight (model.naive_bayes=0.4)": ["model.naive_bayes=0.4"],
     "ablation: no temperature scaling (model.temperature=1)": ["model.temperature=1"],
 }
 VARIANTS = {  # per regime: parts of its config switched off, and levers switched on
-    "titles-2000": {**BEFORE_AUTO, **PREVIOUS_DEFAULT},
-    "titles-7000": {**BEFORE_AUTO, **PREVIOUS_DEFAULT},
-    "titles-10k-file": {**BEFORE_AUTO, **PREVIOUS_DEFAULT},
+    "titles-2000": {**BEFORE_AUTO, **NO_WIDE, **PREVIOUS_DEFAULT},
+    "titles-7000": {**BEFORE_AUTO, **NO_WIDE, **PREVIOUS_DEFAULT},
+    "titles-10k-file": {**BEFORE_AUTO, **NO_WIDE, **PREVIOUS_DEFAULT},
     "sst2": EACH_AUTO,
     "trec": EACH_AUTO,
     "titles-all": {
@@ -199,10 +202,6 @@ VARIANTS = {  # per regime: parts of its config switched off, and levers switche
         **NO_PPMI,
         **EACH_AUTO,
         **PREVIOUS_DEFAULT,
-        "lever: a wide path beside naive Bayes (model.wide_ngrams=2)": [
-            "model.wide_ngrams=2",
-            "train.wide_lr=0.04",
-        ],
     },
     "titles-2000+descriptions": AG_NEWS_ABLATIONS,
     "titles-7000+descriptions": AG_NEWS_ABLATIONS,

@@ -284,6 +284,7 @@ OVERLAYS = {
         "data.augment_with_description=true",
         "tokenizer.max_seq_len=32",
         "model.rnn_hidden_dim=64",
+        "model.wide_ngrams=0",
         "train.epochs=3",
         "train.schedule=linear",
         "train.batch_size=256",
@@ -293,6 +294,7 @@ OVERLAYS = {
         *AG_NEWS_SETS,
         "data.use_description=true",
         "model.embedding_init=normal",
+        "model.wide_ngrams=0",
     ],
 }
 
