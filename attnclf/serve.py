@@ -51,7 +51,7 @@ class ServeLimits:
     max_chars: int = 10_000  # characters per text
     max_body_bytes: int = 16 * 2**20  # bytes per request body (413 beyond)
     max_batch: int = 512  # texts per merged forward pass
-    max_wait_ms: float = 2.0  # how long the first request of a batch waits for others
+    max_wait_ms: float = 0.0  # how long a batch waits for more requests (see docs/serving.md)
     threads: int = 1  # the backend's threads per worker: more wait on each other when loaded
 
     def __post_init__(self) -> None:
