@@ -8,7 +8,7 @@ drives the servers with an async httpx client instead; those figures are marked 
 Servers, all started up front: the bare stack (`benchmarks/bare_server.py`: FastAPI on uvicorn
 answering a fixed answer of the same shape, one per request shape), `attnclf serve` with the
 torch backend, with onnx (when the run has or can get a model.onnx), torch with `--workers 2`,
-and torch with `--batch-wait-ms 0` (does the batching window pay?). Each scenario (titles per
+and torch with `--batch-wait-ms 2` (would a batching window pay?). Each scenario (titles per
 request x concurrency, real titles from --data) runs on every server back to back, the bare
 stack first, so each figure has its ceiling from the same minute: the report is a ratio.
 Reported per scenario and server: requests/s, titles/s, p50 and p99 latency, errors, the
@@ -297,7 +297,7 @@ def run_scenarios(args: argparse.Namespace, run: Path, tmp: Path, generator: str
         if args.workers > 1:
             name = f"torch, --workers {args.workers}"
             servers.append(start_attnclf(name, run, tmp, "--workers", str(args.workers)))
-        servers.append(start_attnclf("torch, --batch-wait-ms 0", run, tmp, "--batch-wait-ms", "0"))
+        servers.append(start_attnclf("torch, --batch-wait-ms 2", run, tmp, "--batch-wait-ms", "2"))
         shapes = sorted({n for n, _ in SCENARIOS})
         for shape in shapes:
             answer = httpx.post(f"{servers[0].url}/predict", content=bodies_of(titles, shape)[0])
