@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from more_itertools import chunked
@@ -45,6 +46,32 @@ class Prediction:
     def to_json(self) -> str:
         """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""
         return json.dumps(vars(self))  # not asdict(): its deep copy costs more than the model
+
+
+def length_batches(
+    sequences: Sequence[Sequence[int]], max_len: int, pad_to: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Batches of at most `BATCH_SIZE` encoded texts: (rows, ids [B, L], lengths [B]).
+
+    The texts are truncated to `max_len`, sorted by length (stably) and cut into batches, each
+    padded with 0 to its longest text but to at least `pad_to` positions: the order and padding
+    of training's unshuffled length-bucketed loader (`attnclf.encoding.batching`), so even a
+    model whose RNN runs over the padding sees the same batches, built here in numpy.
+    """
+    assert len(sequences) <= CHUNK_SIZE  # one length-sorted pool, as the training loader's
+    lengths = np.fromiter((min(len(s), max_len) for s in sequences), np.int64, len(sequences))
+    flat = chain.from_iterable(s[:max_len] for s in sequences)
+    tokens = np.fromiter(flat, np.int64, count=int(lengths.sum()))
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    order = np.argsort(lengths, kind="stable")
+    for first in range(0, len(order), BATCH_SIZE):
+        rows = order[first : first + BATCH_SIZE]
+        lens = lengths[rows]
+        ids = np.zeros((len(rows), max(pad_to, int(lens.max()))), np.int64)
+        ids[np.arange(ids.shape[1]) < lens[:, None]] = np.concatenate(
+            [tokens[starts[r] : starts[r + 1]] for r in rows]
+        )
+        yield rows, ids, lens
 
 
 class TextClassifier(ABC):
