@@ -133,13 +133,23 @@ class TextClassifier(ABC):
     def _predict_chunk(
         self, texts: list[str], top_k: int | None, explain: bool
     ) -> Iterator[Prediction]:
-        """Clean, encode and classify one chunk of texts."""
+        """Clean, encode and classify one chunk of texts (lazily answered)."""
         clean = self.preprocessor.batch(texts)
         kept = [c for c in clean if c]
         sequences = self.tokenizer.texts_to_sequences(kept)
-        probs, attention, influence = (
-            self._infer(sequences, explain) if kept else (np.zeros((0, 0)), [], None)
-        )
+        inferred = self._infer(sequences, explain) if kept else (np.zeros((0, 0)), [], None)
+        return self._answers(texts, clean, sequences, inferred, top_k)
+
+    def _answers(
+        self,
+        texts: list[str],
+        clean: list[str],
+        sequences: list[list[int]],
+        inferred: tuple[np.ndarray, list[list[float]], list[list[float]] | None],
+        top_k: int | None,
+    ) -> Iterator[Prediction]:
+        """One `Prediction` per text from `_infer`'s output for the texts cleaning kept."""
+        probs, attention, influence = inferred
         classes = self.labels.classes
         # Rank and convert the whole chunk at once: per-row indexing is slow.
         ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top_k].tolist()
