@@ -69,7 +69,8 @@ bench-quality: install ## the quality record: the default, its ablations and fou
 
 bench-explain: install ## explanation faithfulness (trains default on DATA, else the shared 30k file) -> benchmarks/results/explain.{json,md}
 	$(BIN)/python benchmarks/explain.py $(if $(DATA),--data $(DATA),) $(ARGS)
-bench-serve: install ## serving benchmark -> benchmarks/results/serve.{json,md}
+bench-serve: install ## serving benchmark against the bare FastAPI stack, ~3 min -> benchmarks/results/serve.{json,md}; its load generator is wrk (apt-get install wrk, brew install wrk): without it the figures are client-bound
+	@command -v wrk >/dev/null || echo "wrk not found: apt-get install wrk (or brew install wrk); falling back to a client-bound httpx client"
 	$(BIN)/python benchmarks/serve.py $(if $(DATA),--data $(DATA),) $(if $(filter-out artifacts/latest,$(RUN)),--run $(RUN),)
 
 results: install ## rewrite the generated tables of README.md and docs/ from benchmarks/results/*.json

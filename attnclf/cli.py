@@ -392,12 +392,20 @@ def serve(
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="Backend threads per worker process.")
     ] = 1,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            "--batch-wait-ms", min=0, max=1000, help="How long a batch waits for more requests."
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve a trained run over HTTP: POST /predict, GET /health, GET /metadata, /docs."""
     from attnclf.serve import ServeLimits
     from attnclf.serve import serve as run_server
 
-    limits = ServeLimits(max_texts, max_chars, int(max_body_mb * 2**20), threads=threads)
+    limits = ServeLimits(
+        max_texts, max_chars, int(max_body_mb * 2**20), max_wait_ms=batch_wait_ms, threads=threads
+    )
     run_server(run, host, port, backend.value, workers, limits)
 
 

@@ -1,8 +1,10 @@
 """`attnclf serve`: a trained run as an HTTP JSON service (FastAPI on uvicorn).
 
 Endpoints: `POST /predict`, `GET /health`, `GET /metadata`, and FastAPI's `/docs`. Concurrent
-requests are micro-batched (`MicroBatcher`): texts that arrive within `max_wait_ms` of each
-other share one forward pass of at most `max_batch` texts, like Ray Serve's `@serve.batch`.
+requests are micro-batched (`MicroBatcher`): the texts waiting when the model is free (and those
+arriving within `max_wait_ms`) share one forward pass of at most `max_batch` texts, like Ray
+Serve's `@serve.batch`. Cleaning, encoding and the forward pass run on a worker thread, one for
+plain and one for explained requests, so the event loop keeps answering while a big batch runs.
 Every bad request gets a 4xx JSON body `{"error": "..."}` that says what is wrong; SIGTERM
 lets in-flight requests finish (uvicorn's graceful shutdown), then the server exits.
 """
@@ -11,12 +13,14 @@ import asyncio
 import json
 import os
 import socket
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 from attnclf import __version__
 from attnclf.errors import UserError
@@ -26,6 +30,7 @@ try:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
     from pydantic import BaseModel, ConfigDict, Field, ValidationError
+    from pydantic_core import to_json
     from starlette.exceptions import HTTPException
 except ImportError:
     raise UserError(
@@ -46,8 +51,16 @@ class ServeLimits:
     max_chars: int = 10_000  # characters per text
     max_body_bytes: int = 16 * 2**20  # bytes per request body (413 beyond)
     max_batch: int = 512  # texts per merged forward pass
-    max_wait_ms: float = 2.0  # how long the first request of a batch waits for others
+    max_wait_ms: float = 0.0  # how long a batch waits for more requests (see docs/serving.md)
     threads: int = 1  # the backend's threads per worker: more wait on each other when loaded
+
+    def __post_init__(self) -> None:
+        """Refuse limits no server can work with."""
+        for name in ("max_texts", "max_chars", "max_body_bytes", "max_batch", "threads"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0 <= self.max_wait_ms <= 1000:
+            raise UserError(f"max_wait_ms must be between 0 and 1000, got {self.max_wait_ms}")
 
 
 class PredictRequest(BaseModel):
@@ -55,7 +68,10 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     texts: list[str] = Field(description="the texts to classify")
-    top_k: int | None = Field(None, ge=1, description="keep the K likeliest classes")
+    # le: a larger K than there are classes keeps them all; past sys.maxsize islice refuses it.
+    top_k: int | None = Field(
+        None, ge=1, le=sys.maxsize, description="keep the K likeliest classes"
+    )
     explain: bool = Field(
         False, description="include each token's attention weight and influence (torch backend)"
     )
@@ -70,14 +86,18 @@ class BadRequest(Exception):
 
 
 def _parse(raw: bytes, limits: ServeLimits) -> PredictRequest:
-    """The validated body of a `POST /predict`, or `BadRequest` saying what is wrong."""
+    """The validated body of a `POST /predict`, or `BadRequest` saying what is wrong.
+
+    pydantic parses and validates in one pass; its JSON parser stops at a nesting depth of 200
+    and refuses invalid UTF-8 and lone surrogates, all as `json_invalid` (a 400).
+    """
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(400, f"the request body is not valid JSON ({exc})") from None
-    try:
-        body = PredictRequest.model_validate(data)
+        body = PredictRequest.model_validate_json(raw)
     except ValidationError as exc:
+        invalid = [e for e in exc.errors() if e["type"] == "json_invalid"]
+        if invalid:
+            reason = invalid[0]["msg"].removeprefix("Invalid JSON: ")
+            raise BadRequest(400, f"the request body is not valid JSON ({reason})") from None
         where = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5]
         )
@@ -101,36 +121,47 @@ def _parse(raw: bytes, limits: ServeLimits) -> PredictRequest:
 
 
 class MicroBatcher:
-    """Merges the texts of concurrent requests into shared forward passes, one at a time."""
+    """Merges the texts of concurrent requests into shared passes, run by one worker thread."""
 
-    def __init__(self, classifier: TextClassifier, max_batch: int, max_wait_ms: float) -> None:
-        """Batch for `classifier`; start with `start()` inside the event loop."""
-        self.classifier = classifier
+    def __init__(
+        self,
+        predict: Callable[[list[str]], list[Prediction]],
+        max_batch: int,
+        max_wait_ms: float,
+        name: str = "predict",
+    ) -> None:
+        """Batch for `predict` (texts in, predictions out); `start()` it inside the event loop."""
+        self.predict_texts = predict
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
-        self.queue: asyncio.Queue[tuple[list[str], bool, asyncio.Future]] = asyncio.Queue()
+        self.name = name
+        self.queue: asyncio.Queue[tuple[list[str], asyncio.Future]] = asyncio.Queue()
         self.requests = 0
         self.batches = 0
         self.task: asyncio.Task | None = None
+        self.executor: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
         """Start merging requests in the running event loop."""
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"attnclf-{self.name}")
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop merging requests."""
+        """Stop merging requests (after the pass in progress)."""
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
 
-    async def predict(self, texts: list[str], explain: bool = False) -> list[Prediction]:
-        """Predictions for `texts` (with influence if `explain`), in passes shared with others."""
+    async def predict(self, texts: list[str]) -> list[Prediction]:
+        """Predictions for `texts`, in passes shared with other requests."""
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put((texts, explain, future))
+        self.queue.put_nowait((texts, future))
         return await future
 
-    async def _gather(self) -> list[tuple[list[str], bool, asyncio.Future]]:
-        """The next batch: the first waiting request and those arriving within the window."""
+    async def _gather(self) -> list[tuple[list[str], asyncio.Future]]:
+        """The next batch: every waiting request, and those arriving within the window."""
         loop = asyncio.get_running_loop()
         items = [await self.queue.get()]
         size = len(items[0][0])
@@ -150,78 +181,43 @@ class MicroBatcher:
         return items
 
     async def _loop(self) -> None:
-        """Forever: gather a batch, classify it, answer each request.
+        """Forever: gather a batch, classify it on the worker thread, answer each request.
 
-        The forward pass runs in the event loop itself: a batch takes milliseconds, and an
-        inference thread would make every request wait for the GIL's 5 ms switch interval.
+        While a pass runs, the next requests queue up: they form the next batch.
         """
+        loop = asyncio.get_running_loop()
         while True:
             items = await self._gather()
-            for explain in (False, True):  # explained texts share passes with explained ones
-                group = [(texts, future) for texts, e, future in items if e == explain]
-                if group:
-                    self._classify(group, explain)
-
-    def _classify(self, items: list[tuple[list[str], asyncio.Future]], explain: bool) -> None:
-        """Classify the texts of `items` together and give each request its answers."""
-        texts = [t for request, _ in items for t in request]
-        try:
-            predictions = self.classifier.predict(texts, explain=explain)
-        except Exception as exc:  # passed to these requests (a 4xx or 500); the server lives on
-            for _, future in items:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        self.batches += 1
-        self.requests += len(items)
-        start = 0
-        for request, future in items:
-            if not future.done():  # its client may have gone away
-                future.set_result(predictions[start : start + len(request)])
-            start += len(request)
+            texts = [t for request, _ in items for t in request]
+            try:
+                predictions = await loop.run_in_executor(self.executor, self.predict_texts, texts)
+            except Exception as exc:  # passed to these requests (a 4xx or 500); the server lives on
+                for _, future in items:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.batches += 1
+            self.requests += len(items)
+            start = 0
+            for request, future in items:
+                if not future.done():  # its client may have gone away
+                    future.set_result(predictions[start : start + len(request)])
+                start += len(request)
 
 
-class _BodyLimit:
-    """ASGI middleware: a request body over `max_bytes` is answered 413 before the app sees it."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        body = bytearray()
-        if int(declared) <= self.max_bytes:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                body += message.get("body", b"")
-                if len(body) > self.max_bytes or not message.get("more_body"):
-                    break
-        if int(declared) > self.max_bytes or len(body) > self.max_bytes:
-            message = f"request body over {self.max_bytes:,} bytes; send fewer or shorter texts"
-            return await _send_error(send, 413, message)
-        replayed = False
-
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-        return await self.app(scope, replay, send)
-
-
-async def _send_error(send: Any, status: int, message: str) -> None:
-    """Answer an ASGI request with `{"error": message}`."""
-    body = json.dumps({"error": message}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The request's body; `BadRequest` 413 as soon as it is known to exceed `max_bytes`."""
+    message = f"request body over {max_bytes:,} bytes; send fewer or shorter texts"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BadRequest(413, message)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BadRequest(413, message)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _answer(p: Prediction, top_k: int | None, explain: bool) -> dict:
@@ -249,14 +245,26 @@ def _metadata(classifier: TextClassifier, run: Path, backend: str) -> dict:
 
 def create_app(classifier: TextClassifier, run: Path, backend: str, limits: ServeLimits) -> FastAPI:
     """The FastAPI application serving `classifier` (loaded from `run` for `backend`)."""
-    batcher = MicroBatcher(classifier, limits.max_batch, limits.max_wait_ms)
+    # Explained requests (about n + 1 passes per text) get their own thread and batches:
+    # a big one does not hold up plain ones.
+    batchers = {
+        explain: MicroBatcher(
+            partial(classifier.predict, explain=explain),
+            limits.max_batch,
+            limits.max_wait_ms,
+            "explain" if explain else "predict",
+        )
+        for explain in (False, True)
+    }
     metadata = _metadata(classifier, run, backend)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        batcher.start()
+        for batcher in batchers.values():
+            batcher.start()
         yield
-        await batcher.stop()
+        for batcher in batchers.values():
+            await batcher.stop()
 
     app = FastAPI(
         title="attnclf",
@@ -278,25 +286,28 @@ def create_app(classifier: TextClassifier, run: Path, backend: str, limits: Serv
     @app.post("/predict", openapi_extra={"requestBody": {"content": schema, "required": True}})
     async def predict(request: Request) -> Response:
         """Classify texts: one answer per text, with `predict --format json`'s fields."""
-        body = _parse(await request.body(), limits)
+        body = _parse(await _read_body(request, limits.max_body_bytes), limits)
         try:
-            predictions = await batcher.predict(body.texts, body.explain)
+            predictions = await batchers[body.explain].predict(body.texts)
         except UserError as exc:  # influence asked of the onnx backend
             raise BadRequest(422, str(exc)) from None
         answers = [_answer(p, body.top_k, body.explain) for p in predictions]
-        return Response(json.dumps({"predictions": answers}), media_type="application/json")
+        return Response(to_json({"predictions": answers}), media_type="application/json")
 
     @app.get("/health")
     async def health() -> dict:
         """Liveness, and how many requests went through how many forward passes."""
-        return {"status": "ok", "requests": batcher.requests, "batches": batcher.batches}
+        return {
+            "status": "ok",
+            "requests": sum(b.requests for b in batchers.values()),
+            "batches": sum(b.batches for b in batchers.values()),
+        }
 
     @app.get("/metadata")
     async def get_metadata() -> dict:
         """The run behind this server: name, labels, config, test metrics, version."""
         return metadata
 
-    app.add_middleware(_BodyLimit, max_bytes=limits.max_body_bytes)
     return app
 
 
@@ -327,14 +338,17 @@ def serve(
     workers: int = 1,
     limits: ServeLimits | None = None,
 ) -> None:
-    """Serve a run folder over HTTP until SIGTERM or Ctrl-C."""
+    """Serve a run folder over HTTP until SIGTERM or Ctrl-C (`workers` processes share the port)."""
     run, limits = Path(run), limits or ServeLimits()
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
     classifier = load(run, backend, limits.threads)  # a damaged run fails here
     _check_port(host, port)
     options = {"host": host, "port": port, "access_log": False, "timeout_graceful_shutdown": 30}
     if workers == 1:
         uvicorn.run(create_app(classifier, run, backend, limits), **options)
         return
+    del classifier  # each worker loads the run itself; SIGTERM to this parent stops them all
     settings = {"run": str(run), "backend": backend, "limits": asdict(limits)}
     os.environ[_SETTINGS_ENV] = json.dumps(settings)
     uvicorn.run("attnclf.serve:app_from_env", factory=True, workers=workers, **options)

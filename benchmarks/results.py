@@ -182,36 +182,45 @@ def speed(record: dict | None = None, full: bool = False) -> list[str]:
 
 def _serve_note(record: dict) -> str:
     m = record["machine"]
-    rss = ", ".join(
-        f"{b['backend']} {b['peak_rss_bytes'] / 2**20:.0f} MiB" for b in record["backends"]
+    rss = ", ".join(f"{name} {b / 2**20:.0f} MiB" for name, b in record["peak_rss_bytes"].items())
+    client = (
+        "an httpx client on the same cores: client-bound"
+        if record["client_bound"]
+        else f"{record['generator']}, one thread"
     )
     return (
-        f"Server peak resident memory: {rss}. {m['cpu_count']}-core {m['cpu']}, torch "
-        f"{m['torch']}, {m['date'][:10]}; the client shares the cores (command: "
+        f'Load generator: {client}; "x bare": requests/s over the bare FastAPI + uvicorn '
+        f"stack's in the same scenario of the same run. Server peak resident memory: {rss}. "
+        f"{m['cpu_count']}-core {m['cpu']}, torch {m['torch']}, {m['date'][:10]}, load average "
+        f"{m['load_average_before'][0]} before, {m['load_average_after'][0]} after (command: "
         f"`{m['command']}`). Record: `benchmarks/results/serve.json`."
     )
 
 
 def serve(record: dict | None = None, full: bool = False) -> list[str]:
-    """Requests/s and latency per backend: single-title requests (every scenario with `full`)."""
+    """Requests/s, ratio to the bare stack and latency per server: concurrency 32 (all with
+    `full`)."""
     record = record or _load(RESULTS / "serve.json")
     rows = [
         [
-            b["backend"],
             str(s["titles_per_request"]),
             str(s["concurrency"]),
-            f"{s['requests_per_second']:,.0f}",
-            f"{s['titles_per_second']:,.0f}",
-            f"{s['p50_ms']:,.1f} ms",
-            f"{s['p99_ms']:,.1f} ms",
-            str(s["errors"]),
+            name,
+            f"{f['requests_per_second']:,.0f}",
+            f"{f['titles_per_second']:,.0f}",
+            f"{f['ratio_to_bare']:.2f}x",
+            f"{f['p50_ms']:,.1f} ms",
+            f"{f['p99_ms']:,.1f} ms",
+            f"{f['server_cpu_ms_per_request']:.2f} ms",
+            str(f["errors"]),
         ]
-        for b in record["backends"]
-        for s in b["scenarios"]
-        if full or s["titles_per_request"] == 1
+        for s in record["scenarios"]
+        if full or s["concurrency"] == 32
+        for name, f in s["servers"].items()
     ]
-    head = ["backend", "titles/request", "concurrency", "requests/s", "titles/s", "p50", "p99"]
-    return [*_table([*head, "errors"], rows), "", _serve_note(record)]
+    head = ["titles/request", "concurrency", "server", "requests/s", "titles/s", "x bare"]
+    head += ["p50", "p99", "server CPU/request", "errors"]
+    return [*_table(head, rows), "", _serve_note(record)]
 
 
 EXPLAIN_COLUMNS = ["comp@1", "comp@2", "comp@3", "suff@1", "suff@2", "suff@3"]

@@ -323,6 +323,58 @@ def bench_backends(b: Bench) -> None:
         "x",
         [o / t for o, t in zip(speed["onnx"], speed["torch"], strict=True)],
     )
+    for backend in ("torch", "onnx"):
+        stages(b, run, titles, backend)
+
+
+STAGES = {
+    "read": "reading the file",
+    "clean": "cleaning (preprocess)",
+    "encode": "tokenising and encoding",
+    "model": "the model (`_infer`: padding, batching, forward)",
+    "answers": "ranking and Prediction objects",
+    "json": "JSON lines (`Prediction.to_json`)",
+}
+
+
+def stages(b: Bench, run: Path, titles: Path, backend: str) -> None:
+    """Where batch prediction's time goes: each stage of `predict --file` timed in-process."""
+    from attnclf.predict import load
+    from attnclf.predict.base import CHUNK_SIZE
+
+    classifier = load(run, backend)
+    runs: dict[str, list[float]] = {name: [] for name in STAGES}
+    for _ in range(b.args.repeats):
+        took = dict.fromkeys(STAGES, 0.0)
+        start = time.perf_counter()
+        texts = list(classifier.read(str(titles)))
+        took["read"] = time.perf_counter() - start
+        for first in range(0, len(texts), CHUNK_SIZE):
+            chunk = texts[first : first + CHUNK_SIZE]
+            start = time.perf_counter()
+            clean = classifier.preprocessor.batch(chunk)
+            took["clean"] += (t1 := time.perf_counter()) - start
+            sequences = classifier.tokenizer.texts_to_sequences([c for c in clean if c])
+            took["encode"] += (t2 := time.perf_counter()) - t1
+            inferred = classifier._infer(sequences)
+            took["model"] += (t3 := time.perf_counter()) - t2
+            predictions = list(classifier._answers(chunk, clean, sequences, inferred, None))
+            took["answers"] += (t4 := time.perf_counter()) - t3
+            for p in predictions:
+                p.to_json()
+            took["json"] += time.perf_counter() - t4
+        for name, seconds in took.items():
+            runs[name].append(seconds)
+    total = sum(statistics.median(r) for r in runs.values())
+    for name, label in STAGES.items():
+        share = 100 * statistics.median(runs[name]) / total
+        b.add(
+            f"{backend}_stage_{name}_seconds",
+            f"`--backend {backend}`, {len(texts):,} titles: {label}",
+            "s",
+            runs[name],
+            note=f"{share:.0f}% of the stages' total",
+        )
 
 
 def matmul_peak(device: torch.device, size: int = 8192, iters: int = 20) -> float:

@@ -209,3 +209,23 @@ def test_padding_fraction_exact() -> None:
     loader = make_loader(ds, 2, shuffle=False, bucket=False)
     # batches [4, 1] -> 8 positions, 3 padded; [2, 2] -> 4 positions, 0 padded
     assert padding_fraction(loader) == pytest.approx(3 / 12)
+
+
+@pytest.mark.parametrize("pad_to", [None, 1, 40])
+def test_prediction_batches_are_the_training_loaders_unshuffled_batches(pad_to) -> None:
+    from attnclf.predict.base import BATCH_SIZE, length_batches
+
+    rng = random.Random(pad_to)
+    sequences = [[rng.randrange(2, 50) for _ in range(rng.randrange(1, 40))] for _ in range(1300)]
+    loader = make_loader(
+        TextDataset(sequences, list(range(len(sequences))), 30, pad_to),
+        BATCH_SIZE,
+        shuffle=False,
+        bucket=True,
+    )
+    ours = list(length_batches(sequences, 30, pad_to or 1))
+    assert len(ours) == len(loader) == 3
+    for (rows, ids, lengths), batch in zip(ours, loader, strict=True):
+        assert rows.tolist() == batch.labels.tolist()
+        assert torch.equal(torch.from_numpy(ids), batch.ids)
+        assert lengths.tolist() == batch.lengths.tolist()

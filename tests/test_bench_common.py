@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -101,3 +102,26 @@ def test_quality_meta_keeps_its_keys_and_adds_the_machine_record(monkeypatch, tm
     )
     assert (meta["seeds"], meta["threads"], meta["split_seed"]) == (2, 2, 1234)
     assert len(meta["load_start"].split()) == 3 and len(meta["load_end"].split()) == 3
+
+
+def test_serve_benchmark_without_wrk_says_so_in_one_line_and_falls_back(
+    monkeypatch, capsys
+) -> None:
+    serve = script("serve")
+    monkeypatch.setattr(serve.shutil, "which", lambda name: None)
+    assert serve.generator_for("auto") == "httpx"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "client-bound" in out and "apt-get install wrk" in out
+    with pytest.raises(SystemExit, match="apt-get install wrk"):
+        serve.generator_for("wrk")
+    monkeypatch.setattr(serve.shutil, "which", lambda name: "/usr/bin/wrk")
+    assert serve.generator_for("auto") == "wrk" and serve.generator_for("httpx") == "httpx"
+
+
+def test_serve_benchmark_bodies_survive_lua_escaping() -> None:
+    serve = script("serve")
+    body = json.dumps({"texts": ['Caf\u00e9 "quoted" \\ back\nslash']}).encode()
+    literal = serve.lua_string(body)
+    assert literal.isascii() and "\n" not in literal and '"' not in literal[1:-1]
+    unescaped = re.sub(r"\\(\d{3})", lambda m: chr(int(m[1])), literal[1:-1])
+    assert unescaped.encode("latin-1") == body

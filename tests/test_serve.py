@@ -13,6 +13,8 @@ import httpx
 import psutil
 import pytest
 from conftest import Server, start_server
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from attnclf.predict.torch_backend import Predictor
 
@@ -91,21 +93,31 @@ BAD_REQUESTS = {
     "malformed JSON": (b'{"texts": ["a",', 400, "not valid JSON"),
     "not UTF-8": (b'{"texts": ["\xff"]}', 400, "not valid JSON"),
     "a number for a text": (b'{"texts": ["a", 3]}', 422, "texts.1: Input should be a valid string"),
-    "a string for the list": (b'{"texts": "a"}', 422, "texts: Input should be a valid list"),
+    "a string for the list": (b'{"texts": "a"}', 422, "texts: Input should be a valid array"),
     "no texts": (b'{"text": ["a"]}', 422, "texts: Field required"),
     "top_k 0": (b'{"texts": ["a"], "top_k": 0}', 422, "top_k: Input should be greater than"),
     "explain as text": (b'{"texts": ["a"], "explain": "yes"}', 422, "explain: Input should be"),
-    "a list for the body": (b'["a"]', 422, "Input should be a valid dictionary"),
+    "a list for the body": (b'["a"]', 422, "body: Input should be an object"),
+    "JSON nested past the parser's depth": (
+        b'{"texts": ' + b"[" * 4_000 + b"]" * 4_000 + b"}",
+        400,
+        "not valid JSON (recursion limit exceeded",
+    ),
+    "top_k past the platform's integers": (
+        b'{"texts": ["a"], "top_k": 9223372036854775808}',
+        422,
+        "top_k: Input should be less than or equal to 9223372036854775807",
+    ),
+    "top_k past 64 bits": (b'{"texts": ["a"], "top_k": 1' + b"0" * 30 + b"}", 422, "top_k: Input"),
+    "top_k as a float": (b'{"texts": ["a"], "top_k": 2.0}', 422, "top_k: Input should be"),
+    "a lone surrogate": (b'{"texts": ["\\ud800"]}', 400, "not valid JSON"),
+    "an empty body": (b"", 400, "not valid JSON"),
+    "null texts": (b'{"texts": null}', 422, "texts: Input should be a valid array"),
     "too many texts": (json.dumps({"texts": ["a"] * 9}).encode(), 422, "at most 8 per request"),
     "a text too long": (
         json.dumps({"texts": ["a", "b" * 301]}).encode(),
         422,
         "texts[1] has 301 characters; at most 300",
-    ),
-    "a body too large": (
-        json.dumps({"texts": ["word " * 50] * 50}).encode(),
-        413,
-        "request body over 10,485 bytes",
     ),
 }
 
@@ -117,6 +129,22 @@ def test_a_bad_request_gets_a_clear_4xx_and_the_server_lives_on(server: Server, 
     assert response.status_code == status
     assert message in response.json()["error"]
     assert predict(server, {"texts": ["Stocks rally"]}).status_code == 200
+
+
+def test_a_body_too_large_is_413_declared_or_streamed(server: Server) -> None:
+    body = json.dumps({"texts": ["word " * 50] * 50}).encode()
+    declared = httpx.post(f"{server.url}/predict", content=body, timeout=30)
+    chunks = (body[i : i + 1000] for i in range(0, len(body), 1000))  # chunked: no length
+    streamed = httpx.post(f"{server.url}/predict", content=chunks, timeout=30)
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert "request body over 10,485 bytes" in response.json()["error"]
+
+
+def test_escaped_non_ascii_text_is_answered(server: Server) -> None:
+    body = b'{"texts": ["Caf\\u00e9 chain \\ud83d\\ude00 profit soars"]}'
+    (answer,) = httpx.post(f"{server.url}/predict", content=body).json()["predictions"]
+    assert answer["text"] == "Caf\u00e9 chain \U0001f600 profit soars"
 
 
 def test_unknown_paths_and_methods_are_json_errors(server: Server) -> None:
@@ -150,9 +178,55 @@ def test_concurrent_requests_share_forward_passes_and_answers(server: Server) ->
         same(served, wanted)
 
 
+LONG_TEXTS = [" ".join(TITLES * 3)] * 1000  # long texts: a request that takes a while
+
+
+@pytest.fixture(scope="module")
+def default_server(trained_run: Path) -> Iterator[Server]:
+    """The module's tiny run served with the default limits (1,000 texts a request)."""
+    server = start_server(trained_run)
+    yield server
+    server.stop()
+
+
+def test_json_nested_100000_deep_is_a_400(default_server: Server) -> None:
+    body = b'{"texts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = httpx.post(f"{default_server.url}/predict", content=body, timeout=30)
+    assert response.status_code == 400
+    assert "not valid JSON (recursion limit exceeded" in response.json()["error"]
+
+
+def test_health_and_small_requests_answer_while_a_big_explain_runs(default_server: Server) -> None:
+    url = default_server.url
+
+    async def scenario() -> tuple[list[float], float, float]:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            big = asyncio.ensure_future(
+                client.post("/predict", json={"texts": LONG_TEXTS, "explain": True})
+            )
+            await asyncio.sleep(0.3)  # the big request is being explained
+            waits = []
+            for _ in range(5):
+                started = time.monotonic()
+                assert (await client.get("/health")).status_code == 200
+                waits.append(time.monotonic() - started)
+            started = time.monotonic()
+            small = await client.post("/predict", json={"texts": ["Stocks rally"]})
+            small_wait = time.monotonic() - started
+            assert small.status_code == 200 and not big.done()  # still in flight
+            big_started = started
+            response = await big
+            assert response.status_code == 200 and len(response.json()["predictions"]) == 1000
+            return waits, small_wait, time.monotonic() - big_started
+
+    waits, small_wait, big_left = asyncio.run(scenario())
+    assert max(waits) < 0.1, f"/health took {max(waits):.3f} s during the big request"
+    assert small_wait < big_left  # the plain request did not queue behind the explained one
+
+
 def test_sigterm_finishes_in_flight_requests_then_exits(trained_run: Path) -> None:
     server = start_server(trained_run)
-    texts = [" ".join(TITLES * 3)] * 1000  # long texts: a request that takes a while
+    texts = LONG_TEXTS
     finished: list[float] = []
 
     async def request(client: httpx.AsyncClient) -> httpx.Response:
@@ -237,3 +311,80 @@ def test_soak_of_10000_requests_leaves_the_server_alive_and_its_memory_flat(
         print(f"soak: {10_000 / elapsed:.0f} requests/s, RSS {before >> 20} -> {after >> 20} MiB")
     finally:
         assert server.stop() in (0, -signal.SIGTERM)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+EDGE_INTEGERS = [0, 1, 4, 5, 2**63 - 1, 2**63, 2**64, 10**30, -(2**63) - 1]
+# Shaped like the schema, each field of either the right type (edge values included) or any JSON.
+BODIES = st.fixed_dictionaries(
+    {
+        "texts": st.one_of(*[st.lists(st.text(max_size=40), min_size=1, max_size=8)] * 3, JSON),
+        "top_k": st.sampled_from(EDGE_INTEGERS) | st.integers() | JSON,
+    },
+    optional={"explain": st.booleans() | JSON, "text": JSON},
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=BODIES | BODIES | BODIES | JSON)
+@example(body={"texts": ["a"], "top_k": 2**63})  # the known cases, always tried
+@example(body={"texts": [[[[]]]]})
+def test_no_json_body_gets_a_500(server: Server, body: object) -> None:
+    response = httpx.post(f"{server.url}/predict", content=json.dumps(body), timeout=30)
+    assert response.status_code < 500, response.text
+    answer = response.json()
+    if response.status_code == 200:
+        assert len(answer["predictions"]) == len(body["texts"])
+    else:
+        assert set(answer) == {"error"} and answer["error"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(raw=st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_no_byte_string_gets_a_500(server: Server, raw: bytes) -> None:
+    response = httpx.post(f"{server.url}/predict", content=raw, timeout=30)
+    assert response.status_code < 500, response.text
+    assert set(response.json()) == {"predictions"} if response.is_success else {"error"}
+
+
+def _workers(parent: psutil.Process) -> list[psutil.Process]:
+    """The uvicorn worker processes under `parent` (not multiprocessing's resource tracker)."""
+    return [p for p in parent.children() if "spawn_main" in " ".join(p.cmdline())]
+
+
+def test_two_workers_share_the_port_and_sigterm_stops_them_after_in_flight_requests(
+    trained_run: Path,
+) -> None:
+    server = start_server(trained_run, "--workers", "2")
+    parent = psutil.Process(server.process.pid)
+    port = int(server.url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 60
+    while len(workers := _workers(parent)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(workers) == 2
+    for worker in workers:  # each worker accepts on the one shared socket
+        listening = [c for c in worker.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+        assert [c.laddr.port for c in listening] == [port]
+    answers = asyncio.run(_concurrently(server.url, TITLES * 4))
+    assert [a["label"] is None for a in answers] == [t == "the of and" for t in TITLES * 4]
+
+    async def in_flight() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            requests = [
+                asyncio.ensure_future(client.post("/predict", json={"texts": LONG_TEXTS}))
+                for _ in range(2)
+            ]
+            await asyncio.sleep(0.2)
+            server.process.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*requests)
+
+    responses = asyncio.run(in_flight())
+    assert [r.status_code for r in responses] == [200] * 2
+    assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

@@ -102,3 +102,16 @@ def test_utilisation_figures_are_kept_apart_under_the_device(speed, monkeypatch,
     assert util.value == pytest.approx(3000 * per_sample / 3.0 / 1e15)
     assert b.figures["cuda_model_tflops"].value == pytest.approx(3000 * per_sample / 3.0 / 1e12)
     assert "utilisation" not in b.figures  # never mixed with CPU figures
+
+
+def test_stages_time_every_step_of_batch_prediction(speed, trained_run: Path, tmp_path) -> None:
+    titles = tmp_path / "titles.csv"
+    titles.write_text("title\n" + "\n".join(["Stocks rally as oil falls", "the of and"] * 50))
+    b = speed.Bench(SimpleNamespace(repeats=2), tmp_path, "cpu")
+    speed.stages(b, trained_run, titles, "torch")
+    figures = {k: f for k, f in b.figures.items() if k.startswith("torch_stage_")}
+    assert set(figures) == {f"torch_stage_{name}_seconds" for name in speed.STAGES}
+    assert all(len(f.runs) == 2 and min(f.runs) >= 0 for f in figures.values())
+    assert all("100 titles" in f.label for f in figures.values())
+    shares = [float(f.note.split("%")[0]) for f in figures.values()]
+    assert 97 <= sum(shares) <= 103  # each stage's share of the total, rounded

@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 from more_itertools import chunked
@@ -45,6 +46,32 @@ class Prediction:
     def to_json(self) -> str:
         """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""
         return json.dumps(vars(self))  # not asdict(): its deep copy costs more than the model
+
+
+def length_batches(
+    sequences: Sequence[Sequence[int]], max_len: int, pad_to: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Batches of at most `BATCH_SIZE` encoded texts: (rows, ids [B, L], lengths [B]).
+
+    The texts are truncated to `max_len`, sorted by length (stably) and cut into batches, each
+    padded with 0 to its longest text but to at least `pad_to` positions: the order and padding
+    of training's unshuffled length-bucketed loader (`attnclf.encoding.batching`), so even a
+    model whose RNN runs over the padding sees the same batches, built here in numpy.
+    """
+    assert len(sequences) <= CHUNK_SIZE  # one length-sorted pool, as the training loader's
+    lengths = np.fromiter((min(len(s), max_len) for s in sequences), np.int64, len(sequences))
+    flat = chain.from_iterable(s[:max_len] for s in sequences)
+    tokens = np.fromiter(flat, np.int64, count=int(lengths.sum()))
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    order = np.argsort(lengths, kind="stable")
+    for first in range(0, len(order), BATCH_SIZE):
+        rows = order[first : first + BATCH_SIZE]
+        lens = lengths[rows]
+        ids = np.zeros((len(rows), max(pad_to, int(lens.max()))), np.int64)
+        ids[np.arange(ids.shape[1]) < lens[:, None]] = np.concatenate(
+            [tokens[starts[r] : starts[r + 1]] for r in rows]
+        )
+        yield rows, ids, lens
 
 
 class TextClassifier(ABC):
@@ -106,13 +133,23 @@ class TextClassifier(ABC):
     def _predict_chunk(
         self, texts: list[str], top_k: int | None, explain: bool
     ) -> Iterator[Prediction]:
-        """Clean, encode and classify one chunk of texts."""
+        """Clean, encode and classify one chunk of texts (lazily answered)."""
         clean = self.preprocessor.batch(texts)
         kept = [c for c in clean if c]
         sequences = self.tokenizer.texts_to_sequences(kept)
-        probs, attention, influence = (
-            self._infer(sequences, explain) if kept else (np.zeros((0, 0)), [], None)
-        )
+        inferred = self._infer(sequences, explain) if kept else (np.zeros((0, 0)), [], None)
+        return self._answers(texts, clean, sequences, inferred, top_k)
+
+    def _answers(
+        self,
+        texts: list[str],
+        clean: list[str],
+        sequences: list[list[int]],
+        inferred: tuple[np.ndarray, list[list[float]], list[list[float]] | None],
+        top_k: int | None,
+    ) -> Iterator[Prediction]:
+        """One `Prediction` per text from `_infer`'s output for the texts cleaning kept."""
+        probs, attention, influence = inferred
         classes = self.labels.classes
         # Rank and convert the whole chunk at once: per-row indexing is slow.
         ranked = np.argsort(-probs, axis=1, kind="stable")[:, :top_k].tolist()

@@ -1,16 +1,14 @@
 """The onnx backend: a run's exported model (`attnclf export`) run by onnxruntime, without torch.
 
 Cleaning, encoding and ranking are `attnclf.predict.base`'s, exactly as for the torch backend;
-padding and batching are done here in numpy, in the torch backend's order (each chunk sorted
-by length, stably, and cut into batches of `BATCH_SIZE`), so even a model whose RNN runs over
-the padding (`pack_sequences: false`) sees the same batches.
+padding and batching too (`length_batches`, in numpy), so even a model whose RNN runs over the
+padding (`pack_sequences: false`) sees the same batches as with torch.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +18,7 @@ from attnclf.encoding.labels import LabelEncoder
 from attnclf.encoding.preprocess import Preprocessor
 from attnclf.encoding.tokenizer import Tokenizer
 from attnclf.errors import UserError
-from attnclf.predict.base import BATCH_SIZE, CHUNK_SIZE, TextClassifier
+from attnclf.predict.base import TextClassifier, length_batches
 
 ONNX_MODEL = "model.onnx"
 # Keys of the exported model's metadata (written by attnclf.export).
@@ -99,22 +97,10 @@ class OnnxPredictor(TextClassifier):
             raise UserError(
                 "token influence is computed by the torch backend; drop --backend onnx to explain"
             )
-        assert len(sequences) <= CHUNK_SIZE  # one length-sorted pool, as the torch backend's
-        lengths = np.fromiter((min(len(s), self.max_len) for s in sequences), np.int64)
-        flat = chain.from_iterable(s[: self.max_len] for s in sequences)
-        tokens = np.fromiter(flat, np.int64, count=int(lengths.sum()))
-        starts = np.concatenate([[0], np.cumsum(lengths)])
-        order = np.argsort(lengths, kind="stable")
         pad_to = max(self.config.tokenizer.pad_to or 1, self.min_length)
         probs = np.zeros((len(sequences), len(self.labels)), np.float32)
         attention: list[list[float]] = [[] for _ in sequences]
-        for first in range(0, len(order), BATCH_SIZE):
-            rows = order[first : first + BATCH_SIZE]
-            lens = lengths[rows]
-            ids = np.zeros((len(rows), max(pad_to, int(lens.max()))), np.int64)
-            ids[np.arange(ids.shape[1]) < lens[:, None]] = np.concatenate(
-                [tokens[starts[r] : starts[r + 1]] for r in rows]
-            )
+        for rows, ids, lens in length_batches(sequences, self.max_len, pad_to):
             batch_probs, weights = self.session.run(None, {"ids": ids, "lengths": lens})
             probs[rows] = batch_probs
             for r, n, w in zip(rows.tolist(), lens.tolist(), weights.tolist(), strict=True):

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attnclf.encoding.batching import TextDataset, make_loader
 from attnclf.explain.influence import explain_batch
-from attnclf.predict.base import BATCH_SIZE, TextClassifier
+from attnclf.predict.base import TextClassifier, length_batches
 from attnclf.runfolder import LoadedRun, RunFolder
 
 
@@ -37,25 +36,23 @@ class Predictor(TextClassifier):
         self, sequences: Sequence[Sequence[int]], explain: bool = False
     ) -> tuple[np.ndarray, list[list[float]], list[list[float]] | None]:
         """Probabilities [N, C], per-token attention and influence (if `explain`), input order."""
-        # The labels carry each text's position: batches come sorted by length (less padding).
-        dataset = TextDataset(
-            sequences, list(range(len(sequences))), self.max_len, self.run.config.tokenizer.pad_to
-        )
         probs = torch.zeros(len(sequences), len(self.run.labels))
         attention: list[list[float]] = [[] for _ in sequences]
         influence: list[list[float]] = [[] for _ in sequences]
+        pad_to = self.run.config.tokenizer.pad_to or 1
         with torch.inference_mode():
-            for batch in make_loader(dataset, BATCH_SIZE, shuffle=False, bucket=True):
+            for rows, ids_np, lens_np in length_batches(sequences, self.max_len, pad_to):
+                ids, lengths = torch.from_numpy(ids_np), torch.from_numpy(lens_np)
                 if explain:
-                    e = explain_batch(self.model, batch.ids, batch.lengths)
+                    e = explain_batch(self.model, ids, lengths)
                     p, w, s = e.probs, e.attention, e.influence
                 else:
-                    (p, w), s = self.model.probabilities(batch.ids, batch.lengths), None
-                probs[batch.labels] = p
-                positions, lengths = batch.labels.tolist(), batch.lengths.tolist()
-                for pos, n, row in zip(positions, lengths, w.tolist(), strict=True):
+                    (p, w), s = self.model.probabilities(ids, lengths), None
+                probs[torch.from_numpy(rows)] = p
+                positions, counts = rows.tolist(), lens_np.tolist()
+                for pos, n, row in zip(positions, counts, w.tolist(), strict=True):
                     attention[pos] = row[:n]
                 if s is not None:
-                    for pos, n, row in zip(positions, lengths, s.tolist(), strict=True):
+                    for pos, n, row in zip(positions, counts, s.tolist(), strict=True):
                         influence[pos] = row[:n]
         return probs.numpy(), attention, influence if explain else None

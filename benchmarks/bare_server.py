@@ -1,0 +1,45 @@
+"""The bare web stack `benchmarks/serve.py` compares `attnclf serve` with: FastAPI on uvicorn,
+`POST /predict` reading the body and answering fixed bytes (a real answer of the same shape),
+with the same uvicorn options as `attnclf serve`, so the ratio of the two is what attnclf adds.
+
+    python benchmarks/bare_server.py --port 8001 --answer answer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+
+def bare_app(answer: bytes) -> FastAPI:
+    """FastAPI with `POST /predict` (reads the body, answers `answer`) and `GET /health`."""
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        await request.body()
+        return Response(answer, media_type="application/json")
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    return app
+
+
+def main() -> None:
+    """Serve `bare_app` on 127.0.0.1:--port until SIGTERM."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--answer", type=Path, required=True, help="file of the fixed answer")
+    args = p.parse_args()
+    app = bare_app(args.answer.read_bytes())
+    uvicorn.run(app, host="127.0.0.1", port=args.port, access_log=False)
+
+
+if __name__ == "__main__":
+    main()
