@@ -33,7 +33,6 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from attnclf import runfolder  # noqa: E402
-from attnclf.config import load_config  # noqa: E402
 from attnclf.encoding.batching import make_loader, padding_fraction  # noqa: E402
 from attnclf.jsonio import read_json  # noqa: E402
 from attnclf.model.classifier import AttentionClassifier  # noqa: E402
@@ -175,10 +174,12 @@ def bench_train(b: Bench) -> None:
 def breakdown(b: Bench) -> None:
     """Time the loader alone, a train pass and a validation pass in-process, and measure padding.
 
-    The datasets are built with the run's own encoders, on the device, as `attnclf train` does.
+    The datasets are built with the run's own encoders and resolved config (its `auto` choices
+    made), on the device, as `attnclf train` does.
     """
     assert b.run_dir is not None and b.corpus is not None
-    cfg = load_config(b.args.config, [f"data.path={b.corpus}", f"train.device={b.device}"])
+    cfg = runfolder.read_config(b.run_dir)
+    cfg.data.path, cfg.train.device = str(b.corpus), b.device
     encoders = Encoders(*runfolder.read_encoders(b.run_dir, cfg))
     run = build(cfg, encoders=encoders)
     device, trainer, t = run.device, run.trainer, cfg.train

@@ -55,7 +55,8 @@ def test_merge_keeps_earlier_figures_with_their_machine(speed, tmp_path: Path) -
     )
 
 
-def test_prediction_and_explanation_sections_end_to_end(speed, tmp_path: Path) -> None:
+def write_titles(tmp_path: Path) -> Path:
+    """A small made-up titles CSV of three topics."""
     rng = random.Random(0)
     words = {"World": "minister troops", "Sports": "tennis goal", "Business": "stocks profit"}
     rows = ["title,category"] + [
@@ -65,7 +66,34 @@ def test_prediction_and_explanation_sections_end_to_end(speed, tmp_path: Path) -
     ]
     data = tmp_path / "titles.csv"
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    out = tmp_path / "results"
+    return data
+
+
+def test_training_section_with_the_default_config_end_to_end(speed, tmp_path: Path) -> None:
+    # the default's `auto` choices: the in-process breakdown must use the run's resolved config
+    data, out = write_titles(tmp_path), tmp_path / "results"
+    speed.main(
+        [
+            "--data",
+            str(data),
+            "--rows",
+            "300",
+            "--repeats",
+            "1",
+            "--only",
+            "train",
+            "--out",
+            str(out),
+        ]
+    )
+    figures = json.loads((out / "speed.json").read_text())["figures"]
+    assert figures["epoch_seconds"]["value"] > 0 and figures["train_peak_rss_gb"]["value"] > 0
+    end_to_end = {"epoch_seconds", "first_epoch_seconds", "train_wall_seconds", "train_peak_rss_gb"}
+    assert set(figures) - end_to_end  # and the in-process breakdown's figures
+
+
+def test_prediction_and_explanation_sections_end_to_end(speed, tmp_path: Path) -> None:
+    data, out = write_titles(tmp_path), tmp_path / "results"
     args = ["--data", str(data), "--rows", "300", "--repeats", "1", "--only", "predict,explain"]
     args += [
         "--predict-titles",
