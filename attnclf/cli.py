@@ -438,7 +438,7 @@ def main() -> None:
     """Console entry point: user and usage errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
     try:
-        code = app(standalone_mode=False)
+        code = app(prog_name="attnclf", standalone_mode=False)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

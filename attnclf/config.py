@@ -232,7 +232,9 @@ class TrainConfig:
         0,
         lo_open=True,
     )
-    weight_decay: float = _field(0.0, "Adam weight decay", 0)
+    weight_decay: float = _field(
+        0.0, "Adam weight decay of the deep path (the wide path's lazy steps have none)", 0
+    )
     label_smoothing: float = _field(0.0, "label smoothing of the training loss", 0, 1)
     patience: int = _field(
         3, "early stopping: epochs without a better validation loss; the best epoch is kept", 1
@@ -251,7 +253,7 @@ class TrainConfig:
     lr_factor: float = _field(0.1, "ReduceLROnPlateau: factor", 0, 1, lo_open=True)
     lr_patience: int = _field(1, "ReduceLROnPlateau: patience in epochs", 0)
     grad_clip: float | None = _field(
-        None, "max gradient norm (`null`: no clipping)", 0, lo_open=True
+        None, "max gradient norm of the deep path (`null`: no clipping)", 0, lo_open=True
     )
     class_weights: Literal["none", "inverse"] = _field(
         "none", "`none` or `inverse` (each class's loss weighted by 1/count)"

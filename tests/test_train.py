@@ -107,6 +107,21 @@ def _tiny_trainer(
     return trainer, train_loader, val_loader
 
 
+def test_the_wide_table_steps_only_the_rows_of_its_batch() -> None:
+    """Lazy Adam: a step moves only the wide rows its batch touched, not every row with momentum."""
+    trainer, train_loader, _ = _tiny_trainer(epochs=1, patience=1)
+    first, second = list(train_loader)[:2]
+    table = trainer.model.wide.table.weight
+    trainer.train_epoch([first])
+    before = table.detach().clone()
+    trainer.train_epoch([second])
+    moved = set((table.detach() != before).any(dim=1).nonzero().flatten().tolist())
+    mask = second.ids != 0
+    features, counts = trainer.model._ngrams(second.ids, mask, trainer.model.wide.order)
+    touched = set(features[counts > 0].tolist())
+    assert moved and moved <= touched
+
+
 def test_linear_schedule_decays_every_step_to_zero_and_resumes() -> None:
     """`train.schedule=linear`: lr * (1 - step / (epochs * steps)), carried by the checkpoint."""
     trainer, train_loader, val_loader = _tiny_trainer(
@@ -115,10 +130,10 @@ def test_linear_schedule_decays_every_step_to_zero_and_resumes() -> None:
     assert len(train_loader) == 5
     trainer.train_epoch(train_loader)
     trainer.epoch = 1  # as `fit` records it after the epoch
-    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.03 * (1 - 5 / 15))
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.03 * (1 - 5 / 15))
     resumed, _, _ = _tiny_trainer(epochs=3, patience=10, lr=0.03, schedule="linear")
     resumed.load_state_dict(trainer.state_dict())
-    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(0.03 * (1 - 5 / 15))
+    assert resumed.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.03 * (1 - 5 / 15))
     history = resumed.fit(train_loader, val_loader)
     assert [h["lr"] for h in history] == pytest.approx([0.03 / 3, 0.0])
 

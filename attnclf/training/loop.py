@@ -1,4 +1,4 @@
-"""The training loop: Adam, an LR schedule, early stopping and restoring the best weights.
+"""The training loop: Adam (lazy for the wide table), an LR schedule, early stopping, best weights.
 
 The schedule is ReduceLROnPlateau (`train.schedule=plateau`) or a linear decay to zero over
 `train.epochs`, stepped every batch (`linear`). Early stopping and the plateau schedule follow
@@ -54,24 +54,26 @@ class Trainer:
         self.net: nn.Module = (
             DistributedDataParallel(model, broadcast_buffers=False) if self.ctx.enabled else model
         )
-        self.optimizer = torch.optim.Adam(  # fused: one kernel per step, not ~10 passes
-            model.parameter_groups(cfg.wide_lr),
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            fused=device.type in ("cpu", "cuda"),
+        deep, *wide = model.parameter_groups(cfg.wide_lr)
+        self.clipped = deep["params"]  # the RNN's gradients; a sparse gradient has no norm op
+        # The wide table's gradient is sparse (the rows its batch touched) and lazy Adam steps
+        # only those rows: a dense Adam step over its 2M rows cost more than the RNN's whole
+        # step. NCCL's all-reduce has no sparse form, so under torchrun it stays dense.
+        sparse = bool(wide) and not self.ctx.enabled
+        if model.wide is not None:
+            model.wide.table.sparse = sparse
+        fused = device.type in ("cpu", "cuda")  # one kernel per step, not ~10 passes
+        deep["weight_decay"] = cfg.weight_decay
+        adam = dict(lr=cfg.lr, fused=fused)
+        self.optimizers: list[torch.optim.Optimizer] = (
+            [torch.optim.Adam([deep], **adam), torch.optim.SparseAdam(**wide[0])]
+            if sparse
+            else [torch.optim.Adam([deep, *wide], **adam)]
         )
         self.per_step = cfg.schedule == "linear"
-        if self.per_step:
-            if steps_per_epoch is None:
-                raise ValueError("train.schedule=linear needs steps_per_epoch (batches per epoch)")
-            total = max(1, cfg.epochs * steps_per_epoch)
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                self.optimizer, lambda step: max(0.0, 1.0 - step / total)
-            )
-        else:
-            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
-            )
+        if self.per_step and steps_per_epoch is None:
+            raise ValueError("train.schedule=linear needs steps_per_epoch (batches per epoch)")
+        self.schedulers = [self._scheduler(o, steps_per_epoch or 1) for o in self.optimizers]
         weight = class_weights.to(device) if class_weights is not None else None
         self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.eval_criterion = nn.CrossEntropyLoss(weight=weight, reduction="sum")
@@ -88,6 +90,17 @@ class Trainer:
         self.bad_epochs = 0
         self.best_state: dict[str, Tensor] | None = None
         self.history: list[dict] = []
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> object:
+        """`optimizer`'s schedule: linear decay per step, or ReduceLROnPlateau per epoch."""
+        if self.per_step:
+            total = max(1, self.cfg.epochs * steps_per_epoch)
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: max(0.0, 1.0 - step / total)
+            )
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=self.cfg.lr_factor, patience=self.cfg.lr_patience
+        )
 
     def _to_device(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
         """Token ids and labels on the device; lengths stay on the CPU for packing."""
@@ -113,13 +126,16 @@ class Trainer:
             with torch.autocast(**self.autocast):
                 logits, _ = self.net(ids, lengths)
             loss = self.criterion(logits.float(), labels)
-            self.optimizer.zero_grad(set_to_none=True)
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            self.optimizer.step()
+                nn.utils.clip_grad_norm_(self.clipped, self.cfg.grad_clip)
+            for optimizer in self.optimizers:
+                optimizer.step()
             if self.per_step:
-                self.scheduler.step()
+                for scheduler in self.schedulers:
+                    scheduler.step()
             self.running[0] += loss.detach() * len(labels)  # device-side: no host sync
             self.running[1] += len(labels)
             self.step += 1
@@ -168,9 +184,10 @@ class Trainer:
             self.epoch += 1
             val_loss, cm = self.evaluate(val_loader, network_only=self.cfg.stop_on == "network")
             overall = overall_metrics(cm.numpy())
-            lr = self.optimizer.param_groups[0]["lr"]
+            lr = self.optimizers[0].param_groups[0]["lr"]
             if not self.per_step:
-                self.scheduler.step(val_loss)
+                for scheduler in self.schedulers:
+                    scheduler.step(val_loss)
             if val_loss < self.best_loss:
                 self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
                 self.best_state = {
@@ -199,8 +216,8 @@ class Trainer:
         """Everything needed to resume exactly: weights, optimiser, schedule, stopping, RNGs."""
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
             "epoch": self.epoch,
             "step": self.step,
             "running": self.running.cpu(),
@@ -215,8 +232,10 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         """Restore a state saved by `state_dict`."""
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        for optimizer, saved in zip(self.optimizers, state["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+        for scheduler, saved in zip(self.schedulers, state["schedulers"], strict=True):
+            scheduler.load_state_dict(saved)
         self.epoch, self.step = state["epoch"], state["step"]
         self.running = state["running"].to(self.device)
         self.best_loss, self.best_epoch = state["best_loss"], state["best_epoch"]
