@@ -59,7 +59,7 @@ class Trainer:
         # The wide table's gradient is sparse (the rows its batch touched) and lazy Adam steps
         # only those rows: a dense Adam step over its 2M rows cost more than the RNN's whole
         # step. NCCL's all-reduce has no sparse form, so under torchrun it stays dense.
-        sparse = bool(wide) and not self.ctx.enabled
+        sparse = model.wide is not None and not self.ctx.enabled
         if model.wide is not None:
             model.wide.table.sparse = sparse
         fused = device.type in ("cpu", "cuda")  # one kernel per step, not ~10 passes
@@ -91,7 +91,9 @@ class Trainer:
         self.best_state: dict[str, Tensor] | None = None
         self.history: list[dict] = []
 
-    def _scheduler(self, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> object:
+    def _scheduler(
+        self, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+    ) -> torch.optim.lr_scheduler.LRScheduler:
         """`optimizer`'s schedule: linear decay per step, or ReduceLROnPlateau per epoch."""
         if self.per_step:
             total = max(1, self.cfg.epochs * steps_per_epoch)
