@@ -68,6 +68,15 @@ class DataConfig:
     )
     val_size: float = _field(0.15, "validation fraction", 0, 1, lo_open=True)
     test_size: float = _field(0.15, "test fraction", 0, 1, lo_open=True)
+    holdout_size: float = _field(
+        0.1,
+        "when one of `val_path`, `test_path` is given, the fraction of the train file split "
+        "off as the other split (Ludwig's and Kim 2014's 10%: small data keeps more rows to "
+        "train on)",
+        0,
+        1,
+        lo_open=True,
+    )
     split_seed: int = _field(1234, "seed of the split")
     train_rows: int | None = _field(
         None,

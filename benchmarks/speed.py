@@ -355,11 +355,12 @@ def stages(b: Bench, run: Path, titles: Path, backend: str) -> None:
             start = time.perf_counter()
             clean = classifier.preprocessor.batch(chunk)
             took["clean"] += (t1 := time.perf_counter()) - start
-            sequences = classifier.tokenizer.texts_to_sequences([c for c in clean if c])
+            tokens = [classifier.tokenizer.tokenize(c) for c in clean if c]
+            sequences = classifier.tokenizer.tokens_to_sequences(tokens)
             took["encode"] += (t2 := time.perf_counter()) - t1
             inferred = classifier._infer(sequences)
             took["model"] += (t3 := time.perf_counter()) - t2
-            predictions = list(classifier._answers(chunk, clean, sequences, inferred, None))
+            predictions = list(classifier._answers(chunk, clean, tokens, inferred, None))
             took["answers"] += (t4 := time.perf_counter()) - t3
             for p in predictions:
                 p.to_json()

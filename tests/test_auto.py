@@ -177,6 +177,9 @@ def test_given_test_file_is_never_trained_on(tmp_path: Path) -> None:
     only_test = auto_config(data, f"data.test_path={test}")
     split = prepare(only_test, only_test.data.path)
     assert len(split.test) == 40 and len(split.train) + len(split.val) == 240
+    assert len(split.val) == 24  # data.holdout_size: a tenth of the train file
+    fifth = auto_config(data, f"data.val_path={val}", "data.holdout_size=0.2")
+    assert len(prepare(fifth, fifth.data.path).test) == 48
 
 
 def test_duplicates_across_files_are_reported_as_leakage(tmp_path: Path) -> None:

@@ -80,10 +80,9 @@ def read_splits(cfg: Config, path: str | Path) -> RawSplits:
         parts = {"train": train, "val": val, "test": test}
     else:
         parts = {"train": data.frame, **{name: read.frame for name, read in given.items()}}
-        for name in sorted(files.keys() - given.keys()):  # split off the train file, as sized
-            size = getattr(d, f"{name}_size")
+        for name in sorted(files.keys() - given.keys()):  # split off the train file
             parts["train"], parts[name] = stratified_holdout(
-                parts["train"], size / (d.train_size + size), d.split_seed, name
+                parts["train"], d.holdout_size, d.split_seed, name
             )
     sources = {"train": str(path)} | {n: str(files[n] or path) for n in files}
     dropped = data.dropped + sum(read.dropped for read in given.values())

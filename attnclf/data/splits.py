@@ -59,7 +59,7 @@ def stratified_holdout(
     except ValueError as exc:
         raise UserError(
             f"cannot split a {name} split off the train file ({exc}); add rows, give the "
-            f"{name} split as a file (--{name} FILE) or change data.{name}_size"
+            f"{name} split as a file (--{name} FILE) or change data.holdout_size"
         ) from None
     return rest.reset_index(drop=True), held.reset_index(drop=True)
 

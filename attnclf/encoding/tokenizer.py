@@ -65,8 +65,12 @@ class Tokenizer:
 
     def texts_to_sequences(self, texts: Iterable[str]) -> list[list[int]]:
         """Map each text to token indices; unknown tokens (and a literal `<PAD>`) become 1."""
+        return self.tokens_to_sequences(self.tokenize(text) for text in texts)
+
+    def tokens_to_sequences(self, tokenized: Iterable[Sequence[str]]) -> list[list[int]]:
+        """Map each text's tokens to indices; unknown tokens (and a literal `<PAD>`) become 1."""
         get = self.index.get
-        return [[get(token, 1) or 1 for token in self.tokenize(text)] for text in texts]
+        return [[get(token, 1) or 1 for token in tokens] for tokens in tokenized]
 
     def sequences_to_texts(self, sequences: Iterable[Sequence[int]]) -> list[str]:
         """Map index sequences back to text, skipping padding."""

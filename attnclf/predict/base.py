@@ -135,20 +135,21 @@ class TextClassifier(ABC):
     ) -> Iterator[Prediction]:
         """Clean, encode and classify one chunk of texts (lazily answered)."""
         clean = self.preprocessor.batch(texts)
-        kept = [c for c in clean if c]
-        sequences = self.tokenizer.texts_to_sequences(kept)
-        inferred = self._infer(sequences, explain) if kept else (np.zeros((0, 0)), [], None)
-        return self._answers(texts, clean, sequences, inferred, top_k)
+        tokens = [self.tokenizer.tokenize(c) for c in clean if c]
+        sequences = self.tokenizer.tokens_to_sequences(tokens)
+        inferred = self._infer(sequences, explain) if tokens else (np.zeros((0, 0)), [], None)
+        return self._answers(texts, clean, tokens, inferred, top_k)
 
     def _answers(
         self,
         texts: list[str],
         clean: list[str],
-        sequences: list[list[int]],
+        tokens: list[list[str]],
         inferred: tuple[np.ndarray, list[list[float]], list[list[float]] | None],
         top_k: int | None,
     ) -> Iterator[Prediction]:
-        """One `Prediction` per text from `_infer`'s output for the texts cleaning kept."""
+        """One `Prediction` per text from `_infer`'s output for the texts cleaning kept
+        (`tokens`: theirs, whole)."""
         probs, attention, influence = inferred
         classes = self.labels.classes
         # Rank and convert the whole chunk at once: per-row indexing is slow.
@@ -165,9 +166,9 @@ class TextClassifier(ABC):
                 clean=cleaned,
                 label=classes[order[0]],
                 probabilities={classes[j]: values[row][j] for j in order},
-                tokens=self.tokenizer.tokenize(cleaned)[: self.max_len],
+                tokens=tokens[row][: self.max_len],
                 attention=attention[row],
-                truncated=len(sequences[row]) > self.max_len,
+                truncated=len(tokens[row]) > self.max_len,
                 influence=influence[row] if influence is not None else None,
             )
             row += 1
