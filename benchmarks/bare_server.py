@@ -2,12 +2,14 @@
 `POST /predict` reading the body and answering fixed bytes (a real answer of the same shape),
 with the same uvicorn options as `attnclf serve`, so the ratio of the two is what attnclf adds.
 
-    python benchmarks/bare_server.py --port 8001 --answer answer.json
+    python benchmarks/bare_server.py --port 8001 --answer answer.json [--workers 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -31,14 +33,28 @@ def bare_app(answer: bytes) -> FastAPI:
     return app
 
 
+_ANSWER_ENV = "BARE_SERVER_ANSWER"  # how `--workers N` hands the answer file to each worker
+
+
+def app_from_env() -> FastAPI:
+    """`bare_app` for one of several uvicorn workers (as `attnclf serve --workers N` starts)."""
+    return bare_app(Path(os.environ[_ANSWER_ENV]).read_bytes())
+
+
 def main() -> None:
     """Serve `bare_app` on 127.0.0.1:--port until SIGTERM."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--answer", type=Path, required=True, help="file of the fixed answer")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = p.parse_args()
-    app = bare_app(args.answer.read_bytes())
-    uvicorn.run(app, host="127.0.0.1", port=args.port, access_log=False)
+    options = {"host": "127.0.0.1", "port": args.port, "access_log": False}
+    if args.workers == 1:
+        uvicorn.run(bare_app(args.answer.read_bytes()), **options)
+        return
+    os.environ[_ANSWER_ENV] = str(args.answer.resolve())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    uvicorn.run("bare_server:app_from_env", factory=True, workers=args.workers, **options)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,15 @@ CPU per request and leaves the server the machine's cores (an async Python clien
 drives the servers with an async httpx client instead; those figures are marked client-bound.
 
 Servers, all started up front: the bare stack (`benchmarks/bare_server.py`: FastAPI on uvicorn
-answering a fixed answer of the same shape, one per request shape), `attnclf serve` with the
-torch backend, with onnx (when the run has or can get a model.onnx), torch with `--workers 2`,
-and torch with `--batch-wait-ms 2` (would a batching window pay?). Each scenario (titles per
-request x concurrency, real titles from --data) runs on every server back to back, the bare
-stack first, so each figure has its ceiling from the same minute: the report is a ratio.
-Reported per scenario and server: requests/s, titles/s, p50 and p99 latency, errors, the
-server's CPU time per request, and the ratio to the bare stack's requests/s; per server its
-peak resident memory (VmHWM).
+answering a fixed answer of the same shape, one per request shape, with one worker process and
+with `--workers`), `attnclf serve` with the torch backend, with onnx (when the run has or can
+get a model.onnx), torch with `--workers 2`, torch with `--batch-wait-ms 2` (would a batching
+window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario (titles
+per request x concurrency, real titles from --data) runs on every server back to back, the bare
+stacks first, so each figure has its ceiling from the same minute: the report is a ratio, each
+server's to the bare stack with as many worker processes. Reported per scenario and server:
+requests/s, titles/s, p50 and p99 latency, errors, the server's CPU time per request, and that
+ratio; per server its peak resident memory (VmHWM).
 
     NLTK_DATA=... python benchmarks/serve.py                  # trains a run when --run is not given
     python benchmarks/serve.py --run artifacts/latest --seconds 3
@@ -159,13 +160,20 @@ def start_attnclf(name: str, run: Path, tmp: Path, *flags: str) -> Server:
     return start(name, attnclf("serve", "--run", str(run), "--port", str(port), *flags), port, tmp)
 
 
-def start_bare(answer: bytes, shape: int, tmp: Path) -> Server:
+def start_bare(answer: bytes, shape: int, tmp: Path, workers: int = 1) -> Server:
     """The bare stack answering `answer` (the answer to a request of `shape` titles)."""
     port, path = free_port(), tmp / f"answer-{shape}.json"
     path.write_bytes(answer)
     command = [sys.executable, str(ROOT / "benchmarks" / "bare_server.py"), "--port", str(port)]
-    command += ["--answer", str(path)]
-    return start(f"bare FastAPI + uvicorn ({shape})", command, port, tmp, shape)
+    command += ["--answer", str(path), "--workers", str(workers)]
+    name = f"bare FastAPI + uvicorn ({shape})" + (f", --workers {workers}" if workers > 1 else "")
+    return start(name, command, port, tmp, shape)
+
+
+def workers_of(name: str) -> int:
+    """The worker processes in a server's name (`..., --workers N`); 1 without."""
+    found = re.search(r"--workers (\d+)", name)
+    return int(found[1]) if found else 1
 
 
 def peak_rss(pid: int) -> int:
@@ -298,9 +306,12 @@ def run_scenarios(args: argparse.Namespace, run: Path, tmp: Path, generator: str
             name = f"torch, --workers {args.workers}"
             servers.append(start_attnclf(name, run, tmp, "--workers", str(args.workers)))
         servers.append(start_attnclf("torch, --batch-wait-ms 2", run, tmp, "--batch-wait-ms", "2"))
+        servers.append(start_attnclf("torch, --threads 2", run, tmp, "--threads", "2"))
         shapes = sorted({n for n, _ in SCENARIOS})
         for shape in shapes:
             answer = httpx.post(f"{servers[0].url}/predict", content=bodies_of(titles, shape)[0])
+            if args.workers > 1:
+                servers.insert(0, start_bare(answer.content, shape, tmp, args.workers))
             servers.insert(0, start_bare(answer.content, shape, tmp))
         scenarios = []
         for per_request, concurrency in SCENARIOS:
@@ -321,10 +332,11 @@ def run_scenarios(args: argparse.Namespace, run: Path, tmp: Path, generator: str
                     f"{figures['server_cpu_ms_per_request']:.3f} ms/req",
                     flush=True,
                 )
-            bare = next(f for name, f in results.items() if name.startswith("bare"))
-            for figures in results.values():
+            bare = {workers_of(n): f for n, f in results.items() if n.startswith("bare")}
+            for name, figures in results.items():  # each against the bare stack as many workers
+                ceiling = bare.get(workers_of(name), bare[1])
                 figures["ratio_to_bare"] = (
-                    figures["requests_per_second"] / bare["requests_per_second"]
+                    figures["requests_per_second"] / ceiling["requests_per_second"]
                 )
             scenarios.append(
                 {"titles_per_request": per_request, "concurrency": concurrency, "servers": results}
@@ -385,7 +397,8 @@ def markdown(report: dict) -> str:
         "Written by `benchmarks/serve.py` (`make bench-serve`): `attnclf serve` on 127.0.0.1 and,",
         "in the same run, scenario by scenario, the bare FastAPI + uvicorn stack answering a fixed",
         f"answer of the same shape. Load generator: {client}. Targets (2 CPU cores, concurrency",
-        f"32): single titles >= {TARGET_RATIO}x the bare stack's requests/s with p99 < "
+        f"32): single titles >= {TARGET_RATIO}x the bare stack's requests/s (x bare: against"
+        " the bare stack with as many worker processes) with p99 < "
         f"{TARGET_P99_MS:.0f} ms; {BATCH_TITLES}-title requests >= {TARGET_TITLES_PER_SECOND:,.0f}"
         " titles/s.",
         "",

@@ -125,3 +125,10 @@ def test_serve_benchmark_bodies_survive_lua_escaping() -> None:
     assert literal.isascii() and "\n" not in literal and '"' not in literal[1:-1]
     unescaped = re.sub(r"\\(\d{3})", lambda m: chr(int(m[1])), literal[1:-1])
     assert unescaped.encode("latin-1") == body
+
+
+def test_serve_benchmark_compares_each_server_with_as_many_bare_workers() -> None:
+    serve = script("serve")
+    assert serve.workers_of("torch, --workers 2") == 2
+    assert serve.workers_of("bare FastAPI + uvicorn (1), --workers 2") == 2
+    assert serve.workers_of("torch, --threads 2") == serve.workers_of("onnx") == 1
