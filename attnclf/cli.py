@@ -332,7 +332,7 @@ def predict(
     backend: BackendOpt = Backend.torch,
 ) -> None:
     """Classify texts with a trained run; --explain shows each token's influence and attention."""
-    from attnclf.predict import load
+    from attnclf.predict import freeze_loaded, load
     from attnclf.render import format_prediction, plot_prediction
 
     if bool(texts) == (file is not None):
@@ -340,6 +340,7 @@ def predict(
     if text_column is not None and file is None:
         raise UserError("--text-column names a --file table's column; pass --file FILE or drop it")
     predictor = load(run, backend.value)
+    freeze_loaded()
     single = file is None and len(texts) == 1
     explained = explain or plot is not None
     if single:

@@ -36,7 +36,7 @@ except ImportError:
     raise UserError(
         "serving needs FastAPI and uvicorn; install them with pip install 'attnclf[serve]'"
     ) from None
-from attnclf.predict import load
+from attnclf.predict import freeze_loaded, load
 from attnclf.predict.base import Prediction, TextClassifier
 from attnclf.runfolder import METRICS
 
@@ -360,7 +360,9 @@ def app_from_env() -> PredictFastPath:
     settings = json.loads(os.environ[_SETTINGS_ENV])
     run, backend = Path(settings["run"]), settings["backend"]
     limits = ServeLimits(**settings["limits"])
-    return create_app(load(run, backend, limits.threads), run, backend, limits)
+    app = create_app(load(run, backend, limits.threads), run, backend, limits)
+    freeze_loaded()
+    return app
 
 
 def _check_port(host: str, port: int) -> None:
@@ -390,7 +392,9 @@ def serve(
     _check_port(host, port)
     options = {"host": host, "port": port, "access_log": False, "timeout_graceful_shutdown": 30}
     if workers == 1:
-        uvicorn.run(create_app(classifier, run, backend, limits), **options)
+        app = create_app(classifier, run, backend, limits)
+        freeze_loaded()
+        uvicorn.run(app, **options)
         return
     del classifier  # each worker loads the run itself; SIGTERM to this parent stops them all
     settings = {"run": str(run), "backend": backend, "limits": asdict(limits)}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 import numpy as np
+import orjson
 from more_itertools import chunked
 
 from attnclf.config import Config
@@ -45,7 +46,14 @@ class Prediction:
 
     def to_json(self) -> str:
         """One JSON line (ASCII-escaped, so any input text survives any terminal or pipe)."""
-        return json.dumps(vars(self))  # not asdict(): its deep copy costs more than the model
+        fields = vars(self)  # not asdict(): its deep copy costs more than the model
+        try:
+            line = orjson.dumps(fields)  # ~5x json.dumps, but it never escapes non-ASCII
+            if line.isascii():
+                return line.decode()
+        except TypeError:  # a lone surrogate: only the standard library escapes it
+            pass
+        return json.dumps(fields, separators=(",", ":"))
 
 
 def length_batches(
