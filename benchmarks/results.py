@@ -190,7 +190,8 @@ def _serve_note(record: dict) -> str:
     )
     return (
         f'Load generator: {client}; "x bare": requests/s over the bare FastAPI + uvicorn '
-        f"stack's in the same scenario of the same run. Server peak resident memory: {rss}. "
+        f"stack's with as many worker processes, in the same scenario of the same run. Server "
+        f"peak resident memory: {rss}. "
         f"{m['cpu_count']}-core {m['cpu']}, torch {m['torch']}, {m['date'][:10]}, load average "
         f"{m['load_average_before'][0]} before, {m['load_average_after'][0]} after (command: "
         f"`{m['command']}`). Record: `benchmarks/results/serve.json`."

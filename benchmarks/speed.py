@@ -326,6 +326,7 @@ def bench_backends(b: Bench) -> None:
     )
     for backend in ("torch", "onnx"):
         stages(b, run, titles, backend)
+    onnx_ops(b, run, titles)
 
 
 STAGES = {
@@ -340,10 +341,11 @@ STAGES = {
 
 def stages(b: Bench, run: Path, titles: Path, backend: str) -> None:
     """Where batch prediction's time goes: each stage of `predict --file` timed in-process."""
-    from attnclf.predict import load
+    from attnclf.predict import freeze_loaded, load
     from attnclf.predict.base import CHUNK_SIZE
 
     classifier = load(run, backend)
+    freeze_loaded()  # as `attnclf predict` does
     runs: dict[str, list[float]] = {name: [] for name in STAGES}
     for _ in range(b.args.repeats):
         took = dict.fromkeys(STAGES, 0.0)
@@ -376,6 +378,40 @@ def stages(b: Bench, run: Path, titles: Path, backend: str) -> None:
             "s",
             runs[name],
             note=f"{share:.0f}% of the stages' total",
+        )
+
+
+def onnx_ops(b: Bench, run: Path, titles: Path, top: int = 3) -> None:
+    """Where the onnx model's time goes: the costliest op types' shares of onnxruntime's node
+    time over the titles' first chunk (its own profiler)."""
+    import json
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    from attnclf.predict import load
+    from attnclf.predict.base import CHUNK_SIZE, length_batches
+
+    classifier = load(run, "onnx")
+    texts = list(itertools.islice(classifier.read(str(titles)), CHUNK_SIZE))
+    sequences = classifier.tokenizer.texts_to_sequences(classifier.preprocessor.batch(texts))
+    options = ort.SessionOptions()
+    options.enable_profiling, options.profile_file_prefix = True, str(b.tmp / "onnx-profile")
+    session = ort.InferenceSession(str(run / "model.onnx"), options, ["CPUExecutionProvider"])
+    for _, ids, lengths in length_batches(sequences, classifier.max_len, classifier.min_length):
+        session.run(None, {"ids": ids, "lengths": lengths})
+    events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    per_op = Counter()
+    for event in events:
+        if event.get("cat") == "Node":
+            per_op[event["args"]["op_name"]] += event["dur"]
+    total = sum(per_op.values())
+    for op, microseconds in per_op.most_common(top):
+        b.add(
+            f"onnx_op_{op}_share",
+            f"`--backend onnx`, {len(texts):,} titles: {op} nodes' share of the onnx model's time",
+            "fraction",
+            [microseconds / total],
         )
 
 
