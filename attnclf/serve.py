@@ -231,10 +231,9 @@ async def _read_body(scope: dict, receive: Callable, max_bytes: int) -> bytes:
 class PredictFastPath:
     """The served ASGI app: `POST /predict` answered here, every other request by FastAPI.
 
-    FastAPI's routing, middleware and `Request` objects cost about 0.08 ms a request on the
-    2-core dev box (with wrk: FastAPI answering fixed bytes, 7,900 requests/s; a plain ASGI
-    function, 21,900), as much as the model's share of a single-title request, so the hot
-    route skips them. FastAPI still serves `/health`, `/metadata`, `/docs` and the OpenAPI
+    FastAPI's routing, middleware and `Request` objects cost as much CPU per request as the
+    model's share of a single-title request (`make bench-serve`: its "bare plain ASGI" rows
+    against "bare FastAPI"), so the hot route skips them. FastAPI still serves `/health`, `/metadata`, `/docs` and the OpenAPI
     schema, where its `/predict` route documents this one (and answers the same way).
     """
 

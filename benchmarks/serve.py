@@ -7,7 +7,8 @@ drives the servers with an async httpx client instead; those figures are marked 
 
 Servers, all started up front: the bare stack (`benchmarks/bare_server.py`: FastAPI on uvicorn
 answering a fixed answer of the same shape, one per request shape, with one worker process and
-with `--workers`), `attnclf serve` with the torch backend, with onnx (when the run has or can
+with `--workers`; and a plain ASGI function answering the same, which is not a ceiling but shows
+what FastAPI itself costs), `attnclf serve` with the torch backend, with onnx (when the run has or can
 get a model.onnx), torch with `--workers 2`, torch with `--batch-wait-ms 2` (would a batching
 window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario (titles
 per request x concurrency, real titles from --data) runs on every server back to back, the bare
@@ -160,13 +161,17 @@ def start_attnclf(name: str, run: Path, tmp: Path, *flags: str) -> Server:
     return start(name, attnclf("serve", "--run", str(run), "--port", str(port), *flags), port, tmp)
 
 
-def start_bare(answer: bytes, shape: int, tmp: Path, workers: int = 1) -> Server:
-    """The bare stack answering `answer` (the answer to a request of `shape` titles)."""
+def start_bare(
+    answer: bytes, shape: int, tmp: Path, workers: int = 1, plain: bool = False
+) -> Server:
+    """The bare stack answering `answer` (the answer to a request of `shape` titles); `plain`:
+    a plain ASGI function on uvicorn instead of FastAPI (not a ceiling: what FastAPI costs)."""
     port, path = free_port(), tmp / f"answer-{shape}.json"
     path.write_bytes(answer)
     command = [sys.executable, str(ROOT / "benchmarks" / "bare_server.py"), "--port", str(port)]
-    command += ["--answer", str(path), "--workers", str(workers)]
-    name = f"bare FastAPI + uvicorn ({shape})" + (f", --workers {workers}" if workers > 1 else "")
+    command += ["--answer", str(path), "--workers", str(workers), *(["--plain"] if plain else [])]
+    name = f"bare {'plain ASGI' if plain else 'FastAPI'} + uvicorn ({shape})"
+    name += f", --workers {workers}" if workers > 1 else ""
     return start(name, command, port, tmp, shape)
 
 
@@ -310,6 +315,7 @@ def run_scenarios(args: argparse.Namespace, run: Path, tmp: Path, generator: str
         shapes = sorted({n for n, _ in SCENARIOS})
         for shape in shapes:
             answer = httpx.post(f"{servers[0].url}/predict", content=bodies_of(titles, shape)[0])
+            servers.insert(0, start_bare(answer.content, shape, tmp, plain=True))
             if args.workers > 1:
                 servers.insert(0, start_bare(answer.content, shape, tmp, args.workers))
             servers.insert(0, start_bare(answer.content, shape, tmp))
@@ -332,7 +338,7 @@ def run_scenarios(args: argparse.Namespace, run: Path, tmp: Path, generator: str
                     f"{figures['server_cpu_ms_per_request']:.3f} ms/req",
                     flush=True,
                 )
-            bare = {workers_of(n): f for n, f in results.items() if n.startswith("bare")}
+            bare = {workers_of(n): f for n, f in results.items() if n.startswith("bare FastAPI")}
             for name, figures in results.items():  # each against the bare stack as many workers
                 ceiling = bare.get(workers_of(name), bare[1])
                 figures["ratio_to_bare"] = (
