@@ -233,8 +233,9 @@ class PredictFastPath:
 
     FastAPI's routing, middleware and `Request` objects cost as much CPU per request as the
     model's share of a single-title request (`make bench-serve`: its "bare plain ASGI" rows
-    against "bare FastAPI"), so the hot route skips them. FastAPI still serves `/health`, `/metadata`, `/docs` and the OpenAPI
-    schema, where its `/predict` route documents this one (and answers the same way).
+    against "bare FastAPI"), so the hot route skips them. FastAPI still serves `/health`,
+    `/metadata`, `/docs` and the OpenAPI schema, where its `/predict` route documents this
+    one (and answers the same way).
     """
 
     def __init__(self, app: FastAPI, answer: Callable[[bytes], Awaitable[bytes]], limit: int):

@@ -8,9 +8,9 @@ drives the servers with an async httpx client instead; those figures are marked 
 Servers, all started up front: the bare stack (`benchmarks/bare_server.py`: FastAPI on uvicorn
 answering a fixed answer of the same shape, one per request shape, with one worker process and
 with `--workers`; and a plain ASGI function answering the same, which is not a ceiling but shows
-what FastAPI itself costs), `attnclf serve` with the torch backend, with onnx (when the run has or can
-get a model.onnx), torch with `--workers 2`, torch with `--batch-wait-ms 2` (would a batching
-window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario (titles
+what FastAPI itself costs), `attnclf serve` with the torch backend, with onnx (when the run has
+or can get a model.onnx), torch with `--workers 2`, torch with `--batch-wait-ms 2` (would a
+batching window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario (titles
 per request x concurrency, real titles from --data) runs on every server back to back, the bare
 stacks first, so each figure has its ceiling from the same minute: the report is a ratio, each
 server's to the bare stack with as many worker processes. Reported per scenario and server:
