@@ -10,9 +10,9 @@ answering a fixed answer of the same shape, one per request shape, with one work
 with `--workers`; and a plain ASGI function answering the same, which is not a ceiling but shows
 what FastAPI itself costs), `attnclf serve` with the torch backend, with onnx (when the run has
 or can get a model.onnx), torch with `--workers 2`, torch with `--batch-wait-ms 2` (would a
-batching window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario (titles
-per request x concurrency, real titles from --data) runs on every server back to back, the bare
-stacks first, so each figure has its ceiling from the same minute: the report is a ratio, each
+batching window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario
+(titles per request x concurrency, real titles from --data) runs on every server back to back,
+the bare stacks first, so each figure has its ceiling from the same minute: the report is a ratio, each
 server's to the bare stack with as many worker processes. Reported per scenario and server:
 requests/s, titles/s, p50 and p99 latency, errors, the server's CPU time per request, and that
 ratio; per server its peak resident memory (VmHWM).
