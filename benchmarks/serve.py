@@ -12,10 +12,10 @@ what FastAPI itself costs), `attnclf serve` with the torch backend, with onnx (w
 or can get a model.onnx), torch with `--workers 2`, torch with `--batch-wait-ms 2` (would a
 batching window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario
 (titles per request x concurrency, real titles from --data) runs on every server back to back,
-the bare stacks first, so each figure has its ceiling from the same minute: the report is a ratio, each
-server's to the bare stack with as many worker processes. Reported per scenario and server:
-requests/s, titles/s, p50 and p99 latency, errors, the server's CPU time per request, and that
-ratio; per server its peak resident memory (VmHWM).
+the bare stacks first, so each figure has its ceiling from the same minute: the report is a
+ratio, each server's to the bare stack with as many worker processes. Reported per scenario and
+server: requests/s, titles/s, p50 and p99 latency, errors, the server's CPU time per request,
+and that ratio; per server its peak resident memory (VmHWM).
 
     NLTK_DATA=... python benchmarks/serve.py                  # trains a run when --run is not given
     python benchmarks/serve.py --run artifacts/latest --seconds 3
