@@ -62,10 +62,10 @@ class Preprocessor:
             text = _WORD.sub(self._drop_stopword, text)
         if cfg.remove_parentheses:
             text = _PARENTHESES.sub("", text)
+        if cfg.remove_non_alphanumeric:  # one space per run: spacing punctuation first, or
+            return _NON_ALPHANUMERIC.sub(" ", text).strip()  # squeezing spaces after, is moot
         if cfg.space_punctuation:
             text = _PUNCTUATION.sub(r" \1 ", text)
-        if cfg.remove_non_alphanumeric:
-            text = _NON_ALPHANUMERIC.sub(" ", text)
         return _SPACES.sub(" ", text).strip()
 
     def _drop_stopword(self, match: re.Match) -> str:
