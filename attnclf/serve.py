@@ -352,6 +352,7 @@ def create_app(
         """The run behind this server: name, labels, config, test metrics, version."""
         return metadata
 
+    freeze_loaded()  # everything the server holds for its lifetime now exists
     return PredictFastPath(app, answer, limits.max_body_bytes)
 
 
@@ -360,9 +361,7 @@ def app_from_env() -> PredictFastPath:
     settings = json.loads(os.environ[_SETTINGS_ENV])
     run, backend = Path(settings["run"]), settings["backend"]
     limits = ServeLimits(**settings["limits"])
-    app = create_app(load(run, backend, limits.threads), run, backend, limits)
-    freeze_loaded()
-    return app
+    return create_app(load(run, backend, limits.threads), run, backend, limits)
 
 
 def _check_port(host: str, port: int) -> None:
@@ -392,9 +391,7 @@ def serve(
     _check_port(host, port)
     options = {"host": host, "port": port, "access_log": False, "timeout_graceful_shutdown": 30}
     if workers == 1:
-        app = create_app(classifier, run, backend, limits)
-        freeze_loaded()
-        uvicorn.run(app, **options)
+        uvicorn.run(create_app(classifier, run, backend, limits), **options)
         return
     del classifier  # each worker loads the run itself; SIGTERM to this parent stops them all
     settings = {"run": str(run), "backend": backend, "limits": asdict(limits)}
