@@ -399,13 +399,27 @@ def serve(
             "--batch-wait-ms", min=0, max=1000, help="How long a batch waits for more requests."
         ),
     ] = 0.0,
+    passes: Annotated[
+        int | None,
+        typer.Option(
+            "--passes",
+            min=1,
+            help="Forward passes side by side per worker while a full batch waits "
+            "[default: usable cores / workers].",
+        ),
+    ] = None,
 ) -> None:
     """Serve a trained run over HTTP: POST /predict, GET /health, GET /metadata, /docs."""
     from attnclf.serve import ServeLimits
     from attnclf.serve import serve as run_server
 
     limits = ServeLimits(
-        max_texts, max_chars, int(max_body_mb * 2**20), max_wait_ms=batch_wait_ms, threads=threads
+        max_texts,
+        max_chars,
+        int(max_body_mb * 2**20),
+        max_wait_ms=batch_wait_ms,
+        threads=threads,
+        passes=passes,
     )
     run_server(run, host, port, backend.value, workers, limits)
 

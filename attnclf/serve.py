@@ -3,8 +3,9 @@
 Endpoints: `POST /predict`, `GET /health`, `GET /metadata`, and FastAPI's `/docs`. Concurrent
 requests are micro-batched (`MicroBatcher`): the texts waiting when the model is free (and those
 arriving within `max_wait_ms`) share one forward pass of at most `max_batch` texts, like Ray
-Serve's `@serve.batch`. Cleaning, encoding and the forward pass run on a worker thread, one for
-plain and one for explained requests, so the event loop keeps answering while a big batch runs.
+Serve's `@serve.batch`. Cleaning, encoding and the forward pass run on worker threads, apart for
+plain and for explained requests, so the event loop keeps answering while a big batch runs; while
+a full batch waits, a second pass runs beside the first on another core (`passes`).
 Every bad request gets a 4xx JSON body `{"error": "..."}` that says what is wrong; SIGTERM
 lets in-flight requests finish (uvicorn's graceful shutdown), then the server exits.
 """
@@ -17,7 +18,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -53,14 +54,22 @@ class ServeLimits:
     max_batch: int = 512  # texts per merged forward pass
     max_wait_ms: float = 0.0  # how long a batch waits for more requests (see docs/serving.md)
     threads: int = 1  # the backend's threads per worker: more wait on each other when loaded
+    passes: int | None = None  # passes side by side while a full batch waits; None: cores/workers
 
     def __post_init__(self) -> None:
         """Refuse limits no server can work with."""
         for name in ("max_texts", "max_chars", "max_body_bytes", "max_batch", "threads"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.passes is not None and self.passes < 1:
+            raise UserError(f"passes must be at least 1, got {self.passes}")
         if not 0 <= self.max_wait_ms <= 1000:
             raise UserError(f"max_wait_ms must be between 0 and 1000, got {self.max_wait_ms}")
+
+
+def default_passes(workers: int) -> int:
+    """Passes side by side per worker process: the usable cores shared among the workers."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
 class PredictRequest(BaseModel):
@@ -121,7 +130,13 @@ def _parse(raw: bytes, limits: ServeLimits) -> PredictRequest:
 
 
 class MicroBatcher:
-    """Merges the texts of concurrent requests into shared passes, run by one worker thread."""
+    """Merges the texts of concurrent requests into shared passes, run by worker threads.
+
+    One pass runs at a time, except that while a full batch (`max_batch` texts) is waiting,
+    up to `passes` run side by side: a pass of many texts is mostly the backend's own code,
+    which releases the GIL, so a second one uses another core; small passes would only
+    contend for the GIL (`make bench-serve`: its single-title and 100-title rows).
+    """
 
     def __init__(
         self,
@@ -129,13 +144,19 @@ class MicroBatcher:
         max_batch: int,
         max_wait_ms: float,
         name: str = "predict",
+        passes: int = 1,
     ) -> None:
         """Batch for `predict` (texts in, predictions out); `start()` it inside the event loop."""
         self.predict_texts = predict
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.name = name
+        self.passes = passes
         self.queue: asyncio.Queue[tuple[list[str], asyncio.Future]] = asyncio.Queue()
+        self.waiting = 0  # texts in the queue
+        self.running = 0  # passes in progress
+        self.changed: asyncio.Event | None = None  # set when either count changes
+        self.in_flight: set[asyncio.Task] = set()
         self.requests = 0
         self.batches = 0
         self.task: asyncio.Task | None = None
@@ -143,7 +164,8 @@ class MicroBatcher:
 
     def start(self) -> None:
         """Start merging requests in the running event loop."""
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"attnclf-{self.name}")
+        self.executor = ThreadPoolExecutor(self.passes, thread_name_prefix=f"attnclf-{self.name}")
+        self.changed = asyncio.Event()
         self.task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
@@ -158,6 +180,8 @@ class MicroBatcher:
         """Predictions for `texts`, in passes shared with other requests."""
         future = asyncio.get_running_loop().create_future()
         self.queue.put_nowait((texts, future))
+        self.waiting += len(texts)
+        self.changed.set()
         return await future
 
     async def _gather(self) -> list[tuple[list[str], asyncio.Future]]:
@@ -178,31 +202,53 @@ class MicroBatcher:
             else:
                 items.append(self.queue.get_nowait())
             size += len(items[-1][0])
+        self.waiting -= size
         return items
 
     async def _loop(self) -> None:
-        """Forever: gather a batch, classify it on the worker thread, answer each request.
+        """Forever: when a pass may start, gather a batch and classify it on a worker thread.
 
         While a pass runs, the next requests queue up: they form the next batch.
         """
-        loop = asyncio.get_running_loop()
         while True:
+            while not self._may_start():
+                self.changed.clear()
+                await self.changed.wait()
             items = await self._gather()
-            texts = [t for request, _ in items for t in request]
-            try:
-                predictions = await loop.run_in_executor(self.executor, self.predict_texts, texts)
-            except Exception as exc:  # passed to these requests (a 4xx or 500); the server lives on
-                for _, future in items:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.batches += 1
-            self.requests += len(items)
-            start = 0
-            for request, future in items:
-                if not future.done():  # its client may have gone away
-                    future.set_result(predictions[start : start + len(request)])
-                start += len(request)
+            self.running += 1
+            task = asyncio.get_running_loop().create_task(self._pass(items))
+            self.in_flight.add(task)  # asyncio keeps only a weak reference
+            task.add_done_callback(self.in_flight.discard)
+
+    def _may_start(self) -> bool:
+        """Whether a pass may start now: a request waits (even one of no texts), and no pass
+        runs or a full batch waits."""
+        if self.queue.empty():
+            return False
+        return self.running == 0 or (self.running < self.passes and self.waiting >= self.max_batch)
+
+    async def _pass(self, items: list[tuple[list[str], asyncio.Future]]) -> None:
+        """Classify the texts of `items` on a worker thread, then answer each request."""
+        texts = [t for request, _ in items for t in request]
+        try:
+            predictions = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.predict_texts, texts
+            )
+        except Exception as exc:  # passed to these requests (a 4xx or 500); the server lives on
+            for _, future in items:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        finally:
+            self.running -= 1
+            self.changed.set()
+        self.batches += 1
+        self.requests += len(items)
+        start = 0
+        for request, future in items:
+            if not future.done():  # its client may have gone away
+                future.set_result(predictions[start : start + len(request)])
+            start += len(request)
 
 
 class ClientGone(Exception):
@@ -293,6 +339,7 @@ def create_app(
             limits.max_batch,
             limits.max_wait_ms,
             "explain" if explain else "predict",
+            limits.passes or default_passes(1),
         )
         for explain in (False, True)
     }
@@ -394,6 +441,7 @@ def serve(
         uvicorn.run(create_app(classifier, run, backend, limits), **options)
         return
     del classifier  # each worker loads the run itself; SIGTERM to this parent stops them all
+    limits = replace(limits, passes=limits.passes or default_passes(workers))
     settings = {"run": str(run), "backend": backend, "limits": asdict(limits)}
     os.environ[_SETTINGS_ENV] = json.dumps(settings)
     uvicorn.run("attnclf.serve:app_from_env", factory=True, workers=workers, **options)

@@ -10,9 +10,10 @@ answering a fixed answer of the same shape, one per request shape, with one work
 with `--workers`; and a plain ASGI function answering the same, which is not a ceiling but shows
 what FastAPI itself costs), `attnclf serve` with the torch backend, with onnx (when the run has
 or can get a model.onnx), torch with `--workers 2`, torch with `--batch-wait-ms 2` (would a
-batching window pay?) and torch with `--threads 2` (do two backend threads pay?). Each scenario
-(titles per request x concurrency, real titles from --data) runs on every server back to back,
-the bare stacks first, so each figure has its ceiling from the same minute: the report is a
+batching window pay?), torch with `--threads 2` (do two backend threads pay?) and torch with
+`--passes 1` (what does a second pass beside the first, while a full batch waits, buy?). Each
+scenario (titles per request x concurrency, real titles from --data) runs on every server back to
+back, the bare stacks first, so each figure has its ceiling from the same minute: the report is a
 ratio, each server's to the bare stack with as many worker processes. Reported per scenario and
 server: requests/s, titles/s, p50 and p99 latency, errors, the server's CPU time per request,
 and that ratio; per server its peak resident memory (VmHWM).
@@ -312,6 +313,7 @@ def run_scenarios(args: argparse.Namespace, run: Path, tmp: Path, generator: str
             servers.append(start_attnclf(name, run, tmp, "--workers", str(args.workers)))
         servers.append(start_attnclf("torch, --batch-wait-ms 2", run, tmp, "--batch-wait-ms", "2"))
         servers.append(start_attnclf("torch, --threads 2", run, tmp, "--threads", "2"))
+        servers.append(start_attnclf("torch, --passes 1", run, tmp, "--passes", "1"))
         shapes = sorted({n for n, _ in SCENARIOS})
         for shape in shapes:
             answer = httpx.post(f"{servers[0].url}/predict", content=bodies_of(titles, shape)[0])

@@ -189,6 +189,52 @@ def default_server(trained_run: Path) -> Iterator[Server]:
     server.stop()
 
 
+def _batched(passes: int, max_batch: int, requests: int) -> tuple[list[list[str]], int]:
+    """Answers to `requests` concurrent one-text requests through a `MicroBatcher`, and the
+    most passes that ran at once (each pass takes 20 ms, off the GIL, as a backend's would)."""
+    import threading
+
+    from attnclf.serve import MicroBatcher
+
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def predict(texts: list[str]) -> list[str]:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.02)
+        with lock:
+            now[0] -= 1
+        return [t.upper() for t in texts]
+
+    async def main() -> list[list[str]]:
+        batcher = MicroBatcher(predict, max_batch, 0.0, passes=passes)
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.predict([f"t{i}"]) for i in range(requests)))
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(main()), most[0]
+
+
+@pytest.mark.parametrize(
+    ("passes", "max_batch", "side_by_side"),
+    [(2, 4, 2), (2, 64, 1), (1, 4, 1)],  # a full batch waiting, none waiting, one pass allowed
+)
+def test_a_second_pass_runs_beside_the_first_only_while_a_full_batch_waits(
+    passes: int, max_batch: int, side_by_side: int
+) -> None:
+    answers, most = _batched(passes, max_batch, 40)
+    assert answers == [[f"T{i}"] for i in range(40)]  # each request gets its own answer
+    assert most == side_by_side
+
+
+def test_a_request_of_no_texts_is_answered_with_no_predictions(server: Server) -> None:
+    response = predict(server, {"texts": []})
+    assert response.status_code == 200 and response.json() == {"predictions": []}
+
+
 def test_json_nested_100000_deep_is_a_400(default_server: Server) -> None:
     body = b'{"texts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     response = httpx.post(f"{default_server.url}/predict", content=body, timeout=30)
@@ -236,7 +282,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(trained_run: Path) -> No
 
     async def in_flight() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            requests = [asyncio.ensure_future(request(client)) for _ in range(2)]
+            requests = [asyncio.ensure_future(request(client)) for _ in range(6)]
             await asyncio.sleep(0.2)
             signalled.append(time.monotonic())
             server.process.send_signal(signal.SIGTERM)
@@ -245,7 +291,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits(trained_run: Path) -> No
     signalled: list[float] = []
     responses = asyncio.run(in_flight())
     assert max(finished) > signalled[0]  # still in flight when SIGTERM came
-    assert [r.status_code for r in responses] == [200] * 2
+    assert [r.status_code for r in responses] == [200] * 6
     assert all(len(r.json()["predictions"]) == 1000 for r in responses)
     assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
     with pytest.raises(httpx.TransportError):
