@@ -58,11 +58,10 @@ class ServeLimits:
 
     def __post_init__(self) -> None:
         """Refuse limits no server can work with."""
-        for name in ("max_texts", "max_chars", "max_body_bytes", "max_batch", "threads"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.passes is not None and self.passes < 1:
-            raise UserError(f"passes must be at least 1, got {self.passes}")
+        for name in ("max_texts", "max_chars", "max_body_bytes", "max_batch", "threads", "passes"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"{name} must be at least 1, got {value}")
         if not 0 <= self.max_wait_ms <= 1000:
             raise UserError(f"max_wait_ms must be between 0 and 1000, got {self.max_wait_ms}")
 
@@ -339,7 +338,7 @@ def create_app(
             limits.max_batch,
             limits.max_wait_ms,
             "explain" if explain else "predict",
-            limits.passes or default_passes(1),
+            limits.passes or default_passes(1),  # serve() resolves it for its workers
         )
         for explain in (False, True)
     }
@@ -437,11 +436,11 @@ def serve(
     classifier = load(run, backend, limits.threads)  # a damaged run fails here
     _check_port(host, port)
     options = {"host": host, "port": port, "access_log": False, "timeout_graceful_shutdown": 30}
+    limits = replace(limits, passes=limits.passes or default_passes(workers))
     if workers == 1:
         uvicorn.run(create_app(classifier, run, backend, limits), **options)
         return
     del classifier  # each worker loads the run itself; SIGTERM to this parent stops them all
-    limits = replace(limits, passes=limits.passes or default_passes(workers))
     settings = {"run": str(run), "backend": backend, "limits": asdict(limits)}
     os.environ[_SETTINGS_ENV] = json.dumps(settings)
     uvicorn.run("attnclf.serve:app_from_env", factory=True, workers=workers, **options)
